@@ -1,0 +1,1 @@
+"""Routing: confidence scorers, policies, decisions and the generic confidence gate."""
