@@ -181,8 +181,8 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
     try:
         folder, file_name = str(gguf_path.parent), gguf_path.name
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file_name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name)
-        # The weights are de-quantised in memory; drop the GGUF quantizer so they save as plain tensors.
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name)
+        # The weights are de-quantised in memory: drop the GGUF quantizer to save plain tensors.
         model.hf_quantizer = None
         model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(staging)
@@ -246,7 +246,7 @@ def _load_uncached(spec: ModelSpec) -> LoadedModel:
         tokenizer = AutoTokenizer.from_pretrained(
             spec.tokenizer or source, trust_remote_code=spec.trust_remote_code, **extra
         )
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, trust_remote_code=spec.trust_remote_code, **extra
         )
     except (OSError, ValueError) as exc:
@@ -259,4 +259,6 @@ def _load_uncached(spec: ModelSpec) -> LoadedModel:
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(name=name, model=model, tokenizer=tokenizer, device=model.device, source=source)
+    return LoadedModel(
+        name=name, model=model, tokenizer=tokenizer, device=model.device, source=source
+    )

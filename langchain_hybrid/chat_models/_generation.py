@@ -14,6 +14,7 @@ streaming consumer, applies stop sequences, cancellation and deadlines per row.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
@@ -193,10 +194,7 @@ class _Row:
         else:
             safe_chars = len(self.text) - self._held_back()
             safe_tokens = self.emitted_tokens
-            while (
-                safe_tokens < len(self.entries)
-                and self._token_end(safe_tokens) <= safe_chars
-            ):
+            while safe_tokens < len(self.entries) and self._token_end(safe_tokens) <= safe_chars:
                 safe_tokens += 1
             safe_chars = self._token_end(safe_tokens - 1) if safe_tokens else 0
         if safe_tokens == self.emitted_tokens and not self.finished:
@@ -237,7 +235,8 @@ class GenerationEngine:
     Example:
         >>> from langchain_hybrid._models import ModelSpec, load_model  # doctest: +SKIP
         >>> engine = engine_for(load_model(ModelSpec()))  # doctest: +SKIP
-        >>> req = GenerationRequest(prompt_ids=[1, 2, 3], settings=SamplingSettings(8))  # doctest: +SKIP
+        >>> settings = SamplingSettings(max_new_tokens=8)
+        >>> req = GenerationRequest(prompt_ids=[1, 2, 3], settings=settings)  # doctest: +SKIP
         >>> engine.submit(req).wait().finish_reason  # doctest: +SKIP
         'length'
     """
@@ -261,21 +260,33 @@ class GenerationEngine:
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
         self._queue: list[GenerationRequest] = []
+        self._running: list[GenerationRequest] = []
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._closed = False
 
     def top_entry(self, token_id: int, logprob: float) -> LogprobEntry:
         """Build one ``top_logprobs`` entry."""
         data = self.token_bytes(token_id)
-        return {"token": data.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(data)}
+        return {
+            "token": data.decode("utf-8", errors="replace"),
+            "logprob": logprob,
+            "bytes": list(data),
+        }
 
     def submit(self, request: GenerationRequest) -> GenerationRequest:
         """Queue a request; returns it so the caller can ``wait()`` or ``iter_deltas()``."""
         with self._cond:
+            if self._closed:
+                raise RuntimeError(
+                    "The generation engine is shut down: the interpreter is exiting."
+                )
             self._queue.append(request)
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(
-                    target=self._run_forever, name=f"langchain-hybrid:{self.loaded.name}", daemon=True
+                    target=self._run_forever,
+                    name=f"langchain-hybrid:{self.loaded.name}",
+                    daemon=True,
                 )
                 self._worker.start()
             self._cond.notify_all()
@@ -298,13 +309,27 @@ class GenerationEngine:
             batch = [r for r in self._queue if r.settings == first.settings][: self.max_batch_size]
             for request in batch:
                 self._queue.remove(request)
+            self._running = batch
             return batch
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel queued and running requests and wait for the worker to finish its step."""
+        with self._cond:
+            self._closed = True
+            pending = self._queue + self._running
+            worker = self._worker
+        for request in pending:
+            request.cancel.set()
+        if worker is not None and worker.is_alive():
+            worker.join(timeout)
 
     def _run_forever(self) -> None:
         while True:
             batch = self._next_batch()
             try:
                 self._run_batch(batch)
+                if self._closed:
+                    return
             except BaseException as exc:  # noqa: BLE001 - delivered to every waiting caller
                 for request in batch:
                     if not request.done.is_set():
@@ -334,7 +359,7 @@ class GenerationEngine:
         attention_mask = torch.tensor(mask, dtype=torch.long, device=device)
         k = settings.top_logprobs
 
-        class Capture(LogitsProcessor):  # type: ignore[misc]
+        class Capture(LogitsProcessor):
             """Keep the step's logits (what the token is chosen from)."""
 
             last: Any = None
@@ -345,7 +370,7 @@ class GenerationEngine:
 
         capture = Capture()
 
-        class Record(StoppingCriteria):  # type: ignore[misc]
+        class Record(StoppingCriteria):
             """Record the chosen tokens with their log-probs; stop rows that are done."""
 
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -391,6 +416,8 @@ class GenerationEngine:
                 if not row.finished:
                     row._finish("length")
             self._deliver(row)
+        with self._cond:
+            self._running = []
 
     @staticmethod
     def _deliver(row: _Row) -> None:
@@ -410,3 +437,12 @@ def engine_for(loaded: LoadedModel) -> GenerationEngine:
             engine = GenerationEngine(loaded)
             _ENGINES[id(loaded)] = engine
         return engine
+
+
+@atexit.register
+def _shutdown_engines() -> None:
+    """Stop generation cleanly before the interpreter tears down torch (streams left open)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+    for engine in engines:
+        engine.shutdown()

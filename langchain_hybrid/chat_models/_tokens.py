@@ -66,7 +66,7 @@ class TokenBytes:
         return cached
 
     def _compute(self, token_id: int) -> bytes:
-        piece = self._tokenizer.convert_ids_to_tokens(token_id)
+        piece: str | None = self._tokenizer.convert_ids_to_tokens(token_id)
         if piece is None:
             return b""
         if self._kind == "byte_level":
@@ -78,7 +78,7 @@ class TokenBytes:
             if match:
                 return bytes([int(match.group(1), 16)])
             return piece.replace("▁", " ").encode("utf-8")
-        text: str = self._tokenizer.convert_tokens_to_string([piece])
+        text = str(self._tokenizer.convert_tokens_to_string([piece]))
         return text.encode("utf-8")
 
     @property

@@ -283,7 +283,7 @@ class ChatTransformers(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "huggingface"
-        params["ls_model_name"] = self.model_name
+        params["ls_model_name"] = kwargs.get("model") or self.model_name
         params["ls_model_type"] = "chat"
         params["ls_temperature"] = kwargs.get("temperature", self.temperature)
         params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
@@ -560,7 +560,7 @@ class ChatTransformers(BaseChatModel):
         *,
         return_exceptions: bool = False,
         **kwargs: Any,
-    ) -> list[BaseMessage]:
+    ) -> list[AIMessage]:
         """Answer several inputs with one batched ``generate`` call.
 
         The calls still go through LangChain (callbacks, cache, tracing) one run per
@@ -592,7 +592,7 @@ class ChatTransformers(BaseChatModel):
         *,
         return_exceptions: bool = False,
         **kwargs: Any,
-    ) -> list[BaseMessage]:
+    ) -> list[AIMessage]:
         """Async twin of :meth:`batch`: one batched ``generate`` for all inputs.
 
         Example:
@@ -623,7 +623,7 @@ _CALL_OPTIONS = frozenset(
 def _with_concurrency(
     config: RunnableConfig | list[RunnableConfig] | None, size: int
 ) -> RunnableConfig | list[RunnableConfig]:
-    """Let every input of a batch run at once (the engine batches them) unless the user capped it."""
+    """Let all inputs of a batch run at once (the engine batches them) unless the user capped it."""
     if isinstance(config, list):
         return [c if c.get("max_concurrency") else {**c, "max_concurrency": size} for c in config]
     base: RunnableConfig = config or {}
@@ -647,7 +647,7 @@ def _role_of(message: BaseMessage, index: int) -> str:
             return role
         raise InvalidMessagesError(
             f"Message {index} has role {message.role!r}, which a chat template cannot place. "
-            f"Use one of {sorted(_ROLES)} (or a SystemMessage, HumanMessage, AIMessage, ToolMessage)."
+            f"Use one of {sorted(_ROLES)}, or SystemMessage, HumanMessage, AIMessage, ToolMessage."
         )
     raise InvalidMessagesError(
         f"Message {index} is a {type(message).__name__}, which ChatTransformers cannot place in "
@@ -672,4 +672,3 @@ def _text_of(message: BaseMessage, index: int) -> str:
                 "Send images, audio or files to a multimodal model (e.g. the cloud tier)."
             )
     return "".join(parts)
-

@@ -1,0 +1,125 @@
+"""Benchmarks of the local tier, printed as ratios measured side by side in one run.
+
+    python benchmarks/bench_local.py
+
+1. Decode speed of ChatTransformers against a bare ``model.generate`` with the
+   same settings (goal >= 0.95x).
+2. ``batch`` of 16 prompts against 16 sequential invokes (goal >= 3x throughput).
+3. Cold start with a warm cache: new process to first streamed token (goal < 3 s).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from langchain_core.messages import HumanMessage
+
+from langchain_hybrid import ChatTransformers
+
+PROMPT = "Write a long story about a dragon who learns to paint."
+PROMPTS = [
+    "What is the capital of France?",
+    "Name three colours.",
+    "What is 12 times 12?",
+    "Write one sentence about the sea.",
+    "Who wrote Hamlet?",
+    "Give me a synonym for happy.",
+    "What is the boiling point of water?",
+    "Translate 'good morning' to French.",
+    "How many legs does a spider have?",
+    "What colour is the sky on a clear day?",
+    "Name a planet in the solar system.",
+    "What is the square root of 81?",
+    "Suggest a name for a cat.",
+    "What is the largest ocean?",
+    "What do bees make?",
+    "Spell the word 'necessary'.",
+]
+
+
+def decode_speed(llm: ChatTransformers, rounds: int = 5, tokens: int = 128) -> None:
+    model, tokenizer = llm._loaded.model, llm._loaded.tokenizer
+    ids = torch.tensor([llm._prompt_ids([HumanMessage(PROMPT)])])
+
+    def bare() -> int:
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        return int(out.shape[1] - ids.shape[1])
+
+    def ours() -> int:
+        usage = llm.invoke(PROMPT, max_tokens=tokens).usage_metadata
+        assert usage is not None
+        return usage["output_tokens"]
+
+    bare(), ours()  # warm-up
+    bare_tps, our_tps = [], []
+    for _ in range(rounds):  # interleaved so both see the same machine state
+        start = time.perf_counter()
+        n = bare()
+        bare_tps.append(n / (time.perf_counter() - start))
+        start = time.perf_counter()
+        n = ours()
+        our_tps.append(n / (time.perf_counter() - start))
+    b, o = statistics.median(bare_tps), statistics.median(our_tps)
+    print(f"decode speed: bare generate {b:.1f} tok/s, ChatTransformers {o:.1f} tok/s")
+    print(f"  ratio ChatTransformers / bare generate = {o / b:.3f}x   (goal >= 0.95x)")
+
+
+def batch_throughput(llm: ChatTransformers, tokens: int = 32) -> None:
+    llm.batch(PROMPTS[:2], max_tokens=4)  # warm-up
+    start = time.perf_counter()
+    sequential = [llm.invoke(p, max_tokens=tokens) for p in PROMPTS]
+    t_seq = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = llm.batch(PROMPTS, max_tokens=tokens)
+    t_batch = time.perf_counter() - start
+    n_seq = sum(m.usage_metadata["output_tokens"] for m in sequential)  # type: ignore[index]
+    n_batch = sum(m.usage_metadata["output_tokens"] for m in batched)  # type: ignore[index]
+    print(
+        f"batch of {len(PROMPTS)}: sequential {t_seq:.2f}s ({n_seq} tokens), "
+        f"batch {t_batch:.2f}s ({n_batch} tokens)"
+    )
+    print(f"  throughput ratio batch / sequential = {t_seq / t_batch:.2f}x   (goal >= 3x)")
+
+
+def cold_start(rounds: int = 3) -> None:
+    code = (
+        "import time; t = time.perf_counter();"
+        "from langchain_hybrid import ChatTransformers;"
+        "llm = ChatTransformers(max_tokens=4); next(iter(llm.stream('Hi')));"
+        "print(time.perf_counter() - t)"
+    )
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        wall = time.perf_counter() - start
+        times.append((wall, float(out.stdout.strip().splitlines()[-1])))
+    wall, inner = min(times)
+    print(
+        f"cold start (warm cache): new process to first token {wall:.2f}s "
+        f"(import + load + first token inside the process {inner:.2f}s)   (goal < 3 s)"
+    )
+
+
+def main() -> None:
+    llm = ChatTransformers()
+    decode_speed(llm)
+    batch_throughput(llm)
+    cold_start()
+
+
+if __name__ == "__main__":
+    main()

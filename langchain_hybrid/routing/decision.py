@@ -1,0 +1,170 @@
+"""RouteDecision: the one record of how a request was routed and why.
+
+Every surface (``response_metadata["routing"]``, the ``hybrid_route`` callback event,
+LangSmith metadata, the server response, the evaluation table) is a view of it.
+
+Example:
+    >>> d = RouteDecision(tier="local", reason="confident", confidence=-0.2, threshold=-0.6)
+    >>> RouteDecision.from_dict(d.as_dict()) == d
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+__all__ = ["ROUTE_REASONS", "TIERS", "RouteDecision", "RouteReason", "Tier"]
+
+Tier = Literal["local", "cloud"]
+#: The tiers that can answer.
+TIERS: tuple[Tier, ...] = ("local", "cloud")
+
+RouteReason = Literal[
+    "confident",
+    "low_confidence",
+    "hedge",
+    "unknown_token",
+    "empty_answer",
+    "no_logprobs",
+    "early_abort",
+    "rule_force_local",
+    "rule_force_cloud",
+    "context_too_long",
+]
+#: The closed set of routing reasons (see :class:`RouteDecision` for their meaning).
+ROUTE_REASONS: tuple[RouteReason, ...] = (
+    "confident",
+    "low_confidence",
+    "hedge",
+    "unknown_token",
+    "empty_answer",
+    "no_logprobs",
+    "early_abort",
+    "rule_force_local",
+    "rule_force_cloud",
+    "context_too_long",
+)
+
+_FLOOR = -100.0
+_MAX = 1e300
+
+
+def _number(x: object, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{name} must be a number, got {x!r}")
+    v = float(x)
+    if math.isnan(v) or v == -math.inf:
+        return _FLOOR
+    return min(_MAX, v)
+
+
+def _optional(x: object, name: str) -> float | None:
+    return None if x is None else _number(x, name)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """What happened to one request and why (frozen; ``as_dict()`` is JSON-safe).
+
+    ``reason`` is one of ``ROUTE_REASONS``:
+
+    ====================  ==========================================================
+    reason                meaning
+    ====================  ==========================================================
+    ``confident``         local answer scored at or above the threshold; kept
+    ``low_confidence``    local answer scored below the threshold; escalated
+    ``hedge``             local answer contained a hedging phrase; escalated
+    ``unknown_token``     local answer contained an unknown token; escalated
+    ``empty_answer``      local answer was empty; escalated
+    ``no_logprobs``       local tier gave no usable log-probs; escalated
+    ``early_abort``       local generation was stopped early (hopeless); escalated
+    ``rule_force_local``  a pre-routing rule (``rule``) sent it to the local tier
+    ``rule_force_cloud``  a pre-routing rule (``rule``) sent it to the cloud tier
+    ``context_too_long``  the prompt exceeds the local context limit; sent to cloud
+    ====================  ==========================================================
+
+    ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud
+    tier was asked after a local attempt; ``degraded`` is True when the cloud was wanted but
+    failed and the local answer was returned instead (``error`` holds the cloud error).
+    ``local_output_tokens`` counts local tokens spent, also on escalated requests.
+    Non-finite numbers are clamped (NaN and -inf become -100.0, +inf 1e300) and the text
+    fields are coerced with ``str`` (so ``error=exc`` works): ``json.dumps(d.as_dict())``
+    always works.
+
+    Example:
+        >>> d = RouteDecision(tier="cloud", reason="low_confidence", confidence=-1.3,
+        ...                   threshold=-0.6, escalated=True, local_output_tokens=12)
+        >>> d.as_dict()["reason"], d.escalated
+        ('low_confidence', True)
+    """
+
+    tier: Tier
+    reason: RouteReason
+    confidence: float | None = None
+    threshold: float | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    escalated: bool = False
+    degraded: bool = False
+    early_abort: bool = False
+    local_latency_s: float | None = None
+    cloud_latency_s: float | None = None
+    cost_usd: float = 0.0
+    cost_avoided_usd: float = 0.0
+    policy_version: str | None = None
+    scorer: str | None = None
+    local_output_tokens: int = 0
+    rule: str | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}; got {self.tier!r}")
+        if self.reason not in ROUTE_REASONS:
+            raise ValueError(
+                f"reason must be one of {', '.join(ROUTE_REASONS)}; got {self.reason!r}"
+            )
+        if not isinstance(self.features, Mapping):
+            raise ValueError(f"features must be a mapping, got {type(self.features).__name__}")
+        features = {str(k): _number(v, f"features[{k!r}]") for k, v in self.features.items()}
+        object.__setattr__(self, "features", features)
+        for name in ("confidence", "threshold", "local_latency_s", "cloud_latency_s"):
+            object.__setattr__(self, name, _optional(getattr(self, name), name))
+        for name in ("cost_usd", "cost_avoided_usd"):
+            object.__setattr__(self, name, _number(getattr(self, name), name))
+        for name in ("policy_version", "scorer", "rule", "error"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else str(value))
+        for name in ("escalated", "degraded", "early_abort"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        tokens = self.local_output_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"local_output_tokens must be an int >= 0, got {tokens!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict with every field.
+
+        Example:
+            >>> import json
+            >>> json.loads(json.dumps(RouteDecision("local", "confident").as_dict()))["tier"]
+            'local'
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouteDecision:
+        """Rebuild a decision from :meth:`as_dict` output; unknown keys are ignored.
+
+        Example:
+            >>> RouteDecision.from_dict({"tier": "cloud", "reason": "hedge"}).reason
+            'hedge'
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a route decision must be a mapping, got {type(data).__name__}")
+        missing = [k for k in ("tier", "reason") if k not in data]
+        if missing:
+            raise ValueError(f"route decision is missing {', '.join(missing)}")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,43 @@
+"""LangChain's standard integration tests for ChatTransformers on the real embedded model."""
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_hybrid import ChatTransformers
+
+
+class TestChatTransformersIntegration(ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[ChatTransformers]:
+        return ChatTransformers
+
+    @property
+    def chat_model_params(self) -> dict:
+        # Short answers keep the suite fast on 2 CPU cores; behaviour does not depend on length.
+        return {"max_tokens": 24}
+
+    # Declared honestly: SmolLM2-135M has no tool-calling or JSON ability worth exposing yet.
+    @property
+    def has_tool_calling(self) -> bool:
+        return False
+
+    @property
+    def has_structured_output(self) -> bool:
+        return False
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return False
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False
+
+    @pytest.mark.xfail(reason="Needs a vcr cassette; not applicable to an in-process model.")
+    def test_stream_time(self, model: BaseChatModel, benchmark: object, vcr: object) -> None:
+        super().test_stream_time(model, benchmark, vcr)  # type: ignore[arg-type]

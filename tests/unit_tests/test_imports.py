@@ -1,0 +1,15 @@
+import langchain_hybrid
+from langchain_hybrid import __all__
+
+EXPECTED_ALL = ["ChatTransformers", "__version__"]
+
+
+def test_all_imports() -> None:
+    assert sorted(EXPECTED_ALL) == sorted(__all__)
+    for name in __all__:
+        assert hasattr(langchain_hybrid, name)
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(langchain_hybrid.__version__, str)
+    assert langchain_hybrid.__version__.count(".") >= 2

