@@ -1,7 +1,73 @@
-"""langchain-hybrid: local-first LangChain chat models that escalate to the cloud when unsure."""
+"""langchain-hybrid: local-first LangChain chat models that escalate to the cloud when unsure.
 
-from langchain_hybrid.chat_models import ChatTransformers
+Example:
+    >>> from langchain_hybrid import ChatHybrid, ChatTransformers
+    >>> from langchain_openai import ChatOpenAI
+    >>> llm = ChatHybrid(local=ChatTransformers(), cloud=ChatOpenAI(model="gpt-4o"))
+    >>> answer = llm.invoke("What is the capital of France?")  # doctest: +SKIP
+    >>> answer.response_metadata["routing"]["tier"]  # doctest: +SKIP
+    'local'
+"""
+
+from langchain_hybrid.chat_models import ChatHybrid, ChatTransformers
+from langchain_hybrid.costs import ModelPrice, PriceTable
+from langchain_hybrid.errors import (
+    BothTiersFailedError,
+    ChatTemplateMissingError,
+    ContextWindowExceededError,
+    InvalidMessagesError,
+    LangChainHybridError,
+    ModelNotAvailableError,
+    UnsupportedCallOptionError,
+)
+from langchain_hybrid.routing import (
+    CombinedScorer,
+    Confidence,
+    ConfidenceScorer,
+    ForceCloudRule,
+    ForceLocalRule,
+    HedgeDetector,
+    MarginScorer,
+    MaxLocalContextRule,
+    MeanLogprobScorer,
+    MinLogprobScorer,
+    PolicyError,
+    QuantileLogprobScorer,
+    RouteDecision,
+    RoutingPolicy,
+)
+from langchain_hybrid.routing.gate import ConfidenceGate
+from langchain_hybrid.routing.stats import RoutingStatsHandler
 
 __version__ = "0.1.0"
 
-__all__ = ["ChatTransformers", "__version__"]
+__all__ = [
+    "BothTiersFailedError",
+    "ChatHybrid",
+    "ChatTemplateMissingError",
+    "ChatTransformers",
+    "CombinedScorer",
+    "Confidence",
+    "ConfidenceGate",
+    "ConfidenceScorer",
+    "ContextWindowExceededError",
+    "ForceCloudRule",
+    "ForceLocalRule",
+    "HedgeDetector",
+    "InvalidMessagesError",
+    "LangChainHybridError",
+    "MarginScorer",
+    "MaxLocalContextRule",
+    "MeanLogprobScorer",
+    "MinLogprobScorer",
+    "ModelNotAvailableError",
+    "ModelPrice",
+    "PolicyError",
+    "PriceTable",
+    "QuantileLogprobScorer",
+    "RouteDecision",
+    "RoutingPolicy",
+    "RoutingStatsHandler",
+    "UnsupportedCallOptionError",
+    "__version__",
+]

@@ -21,3 +21,27 @@ class ChatTemplateMissingError(LangChainHybridError, ValueError):
 
 class ContextWindowExceededError(LangChainHybridError, ValueError):
     """The prompt plus ``max_tokens`` does not fit the local model's context window."""
+
+
+class UnsupportedCallOptionError(LangChainHybridError, TypeError):
+    """A call option (``llm.invoke(..., option=...)``) that this model does not support."""
+
+
+class BothTiersFailedError(LangChainHybridError, RuntimeError):
+    """Neither the local nor the cloud tier could answer; both causes are attached.
+
+    Attributes:
+        local_error: why the local tier could not answer.
+        cloud_error: why the cloud tier could not answer.
+    """
+
+    def __init__(self, local_error: BaseException, cloud_error: BaseException) -> None:
+        self.local_error = local_error
+        self.cloud_error = cloud_error
+        super().__init__(
+            "Both tiers failed. Local: "
+            f"{type(local_error).__name__}: {local_error}. Cloud: "
+            f"{type(cloud_error).__name__}: {cloud_error}. Fix either tier to get answers: "
+            "check the cloud's credentials, network and rate limits; for the local tier, "
+            "what its error says."
+        )

@@ -42,6 +42,7 @@ from langchain_hybrid.errors import (
     ChatTemplateMissingError,
     ContextWindowExceededError,
     InvalidMessagesError,
+    UnsupportedCallOptionError,
 )
 
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
@@ -357,7 +358,7 @@ class ChatTransformers(BaseChatModel):
     ) -> GenerationRequest:
         unknown = set(kwargs) - _CALL_OPTIONS
         if unknown:
-            raise TypeError(
+            raise UnsupportedCallOptionError(
                 f"ChatTransformers got unsupported call options {sorted(unknown)}; "
                 f"supported: {sorted(_CALL_OPTIONS)}."
             )

@@ -33,6 +33,8 @@ RouteReason = Literal[
     "rule_force_local",
     "rule_force_cloud",
     "context_too_long",
+    "local_unsupported",
+    "local_error",
 ]
 #: The closed set of routing reasons (see :class:`RouteDecision` for their meaning).
 ROUTE_REASONS: tuple[RouteReason, ...] = (
@@ -46,6 +48,8 @@ ROUTE_REASONS: tuple[RouteReason, ...] = (
     "rule_force_local",
     "rule_force_cloud",
     "context_too_long",
+    "local_unsupported",
+    "local_error",
 )
 
 _FLOOR = -100.0
@@ -84,6 +88,9 @@ class RouteDecision:
     ``rule_force_local``  a pre-routing rule (``rule``) sent it to the local tier
     ``rule_force_cloud``  a pre-routing rule (``rule``) sent it to the cloud tier
     ``context_too_long``  the prompt exceeds the local context limit; sent to cloud
+    ``local_unsupported`` the local tier cannot serve the request (tools it cannot
+                          call, non-text content); sent to cloud
+    ``local_error``       the local tier raised an error; sent to cloud
     ====================  ==========================================================
 
     ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud

@@ -441,7 +441,7 @@ def read_request_body(handler: BaseHTTPRequestHandler) -> bytes:
 class LoopbackHTTPServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer on 127.0.0.1 that can be shut down promptly.
 
-    Tracks open connections so that :meth:`close_all` can cut idle keep-alive
+    Tracks open connections so that :meth:`stop` can cut idle keep-alive
     connections (and sleeping handlers) when the test ends.
     """
 
@@ -517,7 +517,7 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
         # delayed ACKs: that costs ~40 ms per response on loopback.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep test output clean."""
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:

@@ -1,7 +1,36 @@
 import langchain_hybrid
 from langchain_hybrid import __all__
 
-EXPECTED_ALL = ["ChatTransformers", "__version__"]
+EXPECTED_ALL = [
+    "BothTiersFailedError",
+    "ChatHybrid",
+    "ChatTemplateMissingError",
+    "ChatTransformers",
+    "CombinedScorer",
+    "Confidence",
+    "ConfidenceGate",
+    "ConfidenceScorer",
+    "ContextWindowExceededError",
+    "ForceCloudRule",
+    "ForceLocalRule",
+    "HedgeDetector",
+    "InvalidMessagesError",
+    "LangChainHybridError",
+    "MarginScorer",
+    "MaxLocalContextRule",
+    "MeanLogprobScorer",
+    "MinLogprobScorer",
+    "ModelNotAvailableError",
+    "ModelPrice",
+    "PolicyError",
+    "PriceTable",
+    "QuantileLogprobScorer",
+    "RouteDecision",
+    "RoutingPolicy",
+    "RoutingStatsHandler",
+    "UnsupportedCallOptionError",
+    "__version__",
+]
 
 
 def test_all_imports() -> None:

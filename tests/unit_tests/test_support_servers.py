@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -289,14 +290,12 @@ def test_close_cuts_pending_delay_short() -> None:
     server = FakeOpenAIServer().start()
     server.enqueue(Fault(delay_s=30))
     llm = make_chat_openai(server, timeout=10)
-    import threading
-
     errors: list[BaseException] = []
 
     def call() -> None:
         try:
             llm.invoke("hi")
-        except BaseException as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=call)
