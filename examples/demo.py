@@ -1,44 +1,68 @@
-"""Demo: chat with the embedded local model and see how sure it is of every token.
+"""Demo: a hybrid chat that answers locally when confident and escalates when not.
 
-Run with ``make demo`` (or ``python examples/demo.py "your question"``).
+Run with ``make demo``. The local tier is the embedded SmolLM2-135M-Instruct. The
+cloud tier is GPT-4o when ``OPENAI_API_KEY`` is set; otherwise it replays the answers
+GPT-4 really gave to these GSM8K problems (recorded by RouteLLM), so the demo runs
+offline. Pass your own questions as arguments.
 """
 
-import math
+from __future__ import annotations
+
+import os
+import re
 import sys
 import time
 
-from langchain_hybrid import ChatTransformers
+from langchain_core.language_models import BaseChatModel
+from recorded_cloud import RecordedGPT4, load_sample
 
-QUESTIONS = [
-    "What is the capital of France?",
-    "Who wrote the novel 'Middlemarch'?",
-    "What is 17 times 23?",
-]
+from langchain_hybrid import ChatHybrid, ChatTransformers, RoutingStatsHandler
+
+EASY = ["What is the capital of France?"]
 
 
-def show(llm: ChatTransformers, question: str) -> None:
-    start = time.perf_counter()
-    message = llm.invoke(question)
-    elapsed = time.perf_counter() - start
-    entries = message.response_metadata["logprobs"]["content"]
-    mean = sum(e["logprob"] for e in entries) / max(len(entries), 1)
-    print(f"\nQ: {question}\nA: {message.content}")
-    print(
-        f"   {len(entries)} tokens in {elapsed:.2f}s, mean log-prob {mean:.3f} "
-        f"(perplexity {math.exp(-mean):.2f})"
-    )
-    print("   least sure tokens:", end="")
-    for entry in sorted(entries, key=lambda e: e["logprob"])[:3]:
-        print(f"  {entry['token']!r} p={math.exp(entry['logprob']):.2f}", end="")
-    print()
+def cloud_tier() -> tuple[BaseChatModel, str]:
+    if os.environ.get("OPENAI_API_KEY"):
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(model="gpt-4o", temperature=0), "gpt-4o (live)"
+    return RecordedGPT4.from_sample(), "gpt-4-1106-preview (recorded answers, offline)"
+
+
+def last_number(text: str) -> str | None:
+    numbers = re.findall(r"-?\d[\d,]*\.?\d*", text)
+    return numbers[-1].replace(",", "").rstrip(".") if numbers else None
 
 
 def main() -> None:
     start = time.perf_counter()
-    llm = ChatTransformers(max_tokens=64)
-    print(f"Loaded {llm.model_name} in {time.perf_counter() - start:.1f}s")
-    for question in sys.argv[1:] or QUESTIONS:
-        show(llm, question)
+    local = ChatTransformers(max_tokens=96)
+    cloud, cloud_label = cloud_tier()
+    llm = ChatHybrid(local=local, cloud=cloud, threshold=-0.6)
+    stats = RoutingStatsHandler()
+    print(f"local: {local.model_name} (loaded in {time.perf_counter() - start:.1f}s)")
+    print(f"cloud: {cloud_label}\nthreshold: mean token log-prob >= {llm.threshold}\n")
+
+    gold = {row["question"]: row["answer"] for row in load_sample()}
+    questions = sys.argv[1:] or EASY + list(gold)
+    for question in questions:
+        t0 = time.perf_counter()
+        answer = llm.invoke(question, config={"callbacks": [stats]})
+        elapsed = time.perf_counter() - t0
+        r = answer.response_metadata["routing"]
+        text = " ".join(str(answer.content).split())
+        print(f"Q: {question}")
+        print(f"A: {text[:160]}{'...' if len(text) > 160 else ''}")
+        verdict = ""
+        if question in gold:
+            verdict = " | correct" if last_number(text) == gold[question] else " | wrong"
+        confidence = f"{r['confidence']:.2f}" if r["confidence"] is not None else "n/a"
+        print(
+            f"   -> {r['tier']} ({r['reason']}), confidence {confidence}, "
+            f"early abort {r['early_abort']}, local tokens {r['local_output_tokens']}, "
+            f"{elapsed:.1f}s{verdict}\n"
+        )
+    print(stats.report())
 
 
 if __name__ == "__main__":

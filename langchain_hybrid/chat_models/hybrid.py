@@ -170,6 +170,8 @@ class ChatHybrid(BaseChatModel):
             Stop local generation as soon as it cannot pass (default True).
         event_local_logprobs: bool
             Add the local log-probs to the ``hybrid_route`` event (default False).
+        escalate_truncated: bool
+            Escalate local answers cut off by their token limit (default True).
 
     Instantiate:
         .. code-block:: python
@@ -261,6 +263,9 @@ class ChatHybrid(BaseChatModel):
 
     event_local_logprobs: bool = False
     """Include the local tier's log-probs in the ``hybrid_route`` event."""
+
+    escalate_truncated: bool = True
+    """Escalate local answers cut off by their token limit (``finish_reason="length"``)."""
 
     _local_runnable: Runnable[LanguageModelInput, BaseMessage] = PrivateAttr()
     _cloud_runnable: Runnable[LanguageModelInput, BaseMessage] = PrivateAttr()
@@ -501,6 +506,9 @@ class ChatHybrid(BaseChatModel):
             return
         assert attempt.confidence is not None
         plan.tier, plan.reason = self.routing_policy.decide(attempt.confidence)
+        if plan.tier == "local" and self.escalate_truncated and attempt.message is not None:
+            if attempt.message.response_metadata.get("finish_reason") == "length":
+                plan.tier, plan.reason = "cloud", "truncated"
 
     def _decision(self, plan: _Plan, answer: BaseMessage, *, degraded: bool) -> RouteDecision:
         local = plan.local

@@ -35,6 +35,7 @@ RouteReason = Literal[
     "context_too_long",
     "local_unsupported",
     "local_error",
+    "truncated",
 ]
 #: The closed set of routing reasons (see :class:`RouteDecision` for their meaning).
 ROUTE_REASONS: tuple[RouteReason, ...] = (
@@ -50,6 +51,7 @@ ROUTE_REASONS: tuple[RouteReason, ...] = (
     "context_too_long",
     "local_unsupported",
     "local_error",
+    "truncated",
 )
 
 _FLOOR = -100.0
@@ -91,6 +93,8 @@ class RouteDecision:
     ``local_unsupported`` the local tier cannot serve the request (tools it cannot
                           call, non-text content); sent to cloud
     ``local_error``       the local tier raised an error; sent to cloud
+    ``truncated``         the local answer was cut off by its token limit
+                          (``finish_reason="length"``); escalated
     ====================  ==========================================================
 
     ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud
