@@ -506,9 +506,12 @@ class ChatHybrid(BaseChatModel):
             return
         assert attempt.confidence is not None
         plan.tier, plan.reason = self.routing_policy.decide(attempt.confidence)
-        if plan.tier == "local" and self.escalate_truncated and attempt.message is not None:
-            if attempt.message.response_metadata.get("finish_reason") == "length":
-                plan.tier, plan.reason = "cloud", "truncated"
+        truncated = (
+            attempt.message is not None
+            and attempt.message.response_metadata.get("finish_reason") == "length"
+        )
+        if plan.tier == "local" and self.escalate_truncated and truncated:
+            plan.tier, plan.reason = "cloud", "truncated"
 
     def _decision(self, plan: _Plan, answer: BaseMessage, *, degraded: bool) -> RouteDecision:
         local = plan.local
