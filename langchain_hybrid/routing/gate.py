@@ -10,9 +10,10 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
 )
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
+from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict, model_validator
 
 from langchain_hybrid.costs import PriceTable
@@ -33,12 +34,29 @@ from langchain_hybrid.routing.surfaces import (
 DEFAULT_THRESHOLD = -0.6
 
 
+def _message_key(output: Mapping[Any, Any], key: str | None = None) -> Any:
+    """Return the key of the answer message in a dict output (None when there is none).
+
+    ``key`` when given; else the first ``AIMessage`` value, else the first message value.
+    """
+    if key is not None:
+        return key if isinstance(output.get(key), BaseMessage) else None
+    first: Any = None
+    for k, value in output.items():
+        if isinstance(value, AIMessage):
+            return k
+        if first is None and isinstance(value, BaseMessage):
+            first = k
+    return first
+
+
 def find_message(output: Any, key: str | None = None) -> BaseMessage | None:
     """Find the answer message in a runnable's output.
 
-    An ``AIMessage`` is itself; a mapping yields ``output[key]`` when ``key`` is
-    given, else its first message value (e.g. the ``"answer"`` of a RAG chain that
-    returns ``{"context": ..., "answer": AIMessage}``).
+    A message is itself; a mapping yields ``output[key]`` when ``key`` is given, else
+    its first ``AIMessage`` value (e.g. the ``"answer"`` of a RAG chain that returns
+    ``{"context": ..., "answer": AIMessage}``, even after an echoed ``HumanMessage``),
+    else its first message value.
 
     Example:
         >>> find_message({"context": "...", "answer": AIMessage("Paris")}).content
@@ -47,12 +65,8 @@ def find_message(output: Any, key: str | None = None) -> BaseMessage | None:
     if isinstance(output, BaseMessage):
         return output
     if isinstance(output, Mapping):
-        if key is not None:
-            value = output.get(key)
-            return value if isinstance(value, BaseMessage) else None
-        for value in output.values():
-            if isinstance(value, BaseMessage):
-                return value
+        found = _message_key(output, key)
+        return None if found is None else output[found]
     return None
 
 
@@ -91,7 +105,8 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     """The runnable used when the primary answer is below the threshold."""
 
     scorer: ConfidenceScorer | None = None
-    """Confidence scorer (default: mean token log-prob, or the policy's)."""
+    """Confidence scorer (default: mean token log-prob, or the policy's); overrides the
+    policy's when both are given."""
 
     threshold: float | None = None
     """Confidence threshold; overrides the policy's when both are given."""
@@ -107,6 +122,27 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    def __init__(
+        self,
+        primary: Runnable[Any, Any],
+        fallback: Runnable[Any, Any],
+        scorer: ConfidenceScorer | None = None,
+        threshold: float | None = None,
+        policy: RoutingPolicy | None = None,
+        message_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Build the gate; ``primary`` and ``fallback`` may be given positionally."""
+        values: dict[str, Any] = {
+            "primary": primary,
+            "fallback": fallback,
+            "scorer": scorer,
+            "threshold": threshold,
+            "policy": policy,
+            "message_key": message_key,
+        }
+        super().__init__(**values, **kwargs)
+
     @model_validator(mode="after")
     def _configure(self) -> ConfidenceGate:
         if self.policy is None:
@@ -114,10 +150,11 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
                 threshold=self.threshold if self.threshold is not None else DEFAULT_THRESHOLD,
                 scorer=self.scorer or MeanLogprobScorer(),
             )
-        elif self.threshold is not None:
+        elif self.threshold is not None or self.scorer is not None:
             self.policy = RoutingPolicy(
-                threshold=self.threshold,
+                threshold=self.threshold if self.threshold is not None else self.policy.threshold,
                 scorer=self.scorer or self.policy.scorer,
+                rules=list(self.policy.rules),
                 version=self.policy.version,
                 fitted_on=self.policy.fitted_on,
             )
@@ -181,17 +218,31 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             return with_routing(output, decision)
         if isinstance(output, Mapping):
             routed = dict(output)
-            if self.message_key is not None or any(
-                isinstance(v, AIMessage) for v in routed.values()
-            ):
-                key = self.message_key or next(
-                    k for k, v in routed.items() if isinstance(v, AIMessage)
-                )
-                if isinstance(routed.get(key), AIMessage):
-                    routed[key] = with_routing(routed[key], decision)
+            key = _message_key(routed, self.message_key)
+            if key is not None and isinstance(routed[key], AIMessage):
+                routed[key] = with_routing(routed[key], decision)
             routed["routing"] = decision.as_dict()
             return routed
         return output
+
+    def _routing_chunk(self, streamed: Any, decision: RouteDecision) -> Any:
+        """Return the chunk that ends an escalated stream, adding the decision to the answer.
+
+        ``streamed`` is the sum of the fallback's chunks. An ``AIMessageChunk`` stream gets
+        an empty chunk whose ``response_metadata`` holds the decision; a dict stream gets
+        ``{"routing": ...}`` (and the decision on its message, as :meth:`_attach` does).
+        Other streams (strings, whole messages) get nothing: the event carries the decision.
+        """
+        routing = decision.as_dict()
+        if isinstance(streamed, AIMessageChunk):
+            return AIMessageChunk(content="", response_metadata={"routing": routing})
+        if isinstance(streamed, Mapping):
+            chunk = AddableDict(routing=routing)
+            key = _message_key(streamed, self.message_key)
+            if key is not None and isinstance(streamed[key], AIMessageChunk):
+                chunk[key] = AIMessageChunk(content="", response_metadata={"routing": routing})
+            return chunk
+        return None
 
     # ------------------------------------------------------------------ sync
 
@@ -283,6 +334,10 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         publish(run_manager, decision)
         if error is not None:
             yield self._attach(primary_out, decision)
+            return
+        tail = self._routing_chunk(streamed, decision)
+        if tail is not None:
+            yield tail
 
     def transform(
         self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -294,6 +349,9 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
         """Stream the gated answer (the fallback streams chunk by chunk when chosen).
+
+        A kept (or degraded) answer comes as one chunk carrying the decision; an escalated
+        message or dict stream ends with a chunk that adds the decision to the sum.
 
         Example:
             >>> for chunk in gate.stream("..."):  # doctest: +SKIP
@@ -386,6 +444,10 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         await apublish(run_manager, decision)
         if error is not None:
             yield self._attach(primary_out, decision)
+            return
+        tail = self._routing_chunk(streamed, decision)
+        if tail is not None:
+            yield tail
 
     async def atransform(
         self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any

@@ -1,7 +1,5 @@
 """LangChain's standard integration tests for ChatTransformers on the real embedded model."""
 
-import pytest
-from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_hybrid import ChatTransformers
@@ -37,7 +35,3 @@ class TestChatTransformersIntegration(ChatModelIntegrationTests):
     @property
     def supports_model_override(self) -> bool:
         return False
-
-    @pytest.mark.xfail(reason="Needs a vcr cassette; not applicable to an in-process model.")
-    def test_stream_time(self, model: BaseChatModel, benchmark: object, vcr: object) -> None:
-        super().test_stream_time(model, benchmark, vcr)  # type: ignore[arg-type]
