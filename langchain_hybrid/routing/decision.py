@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = ["ROUTE_REASONS", "TIERS", "RouteDecision", "RouteReason", "Tier"]
 
 Tier = Literal["local", "cloud"]
 #: The tiers that can answer.
-TIERS: tuple[Tier, ...] = ("local", "cloud")
+TIERS: tuple[Tier, ...] = get_args(Tier)
 
 RouteReason = Literal[
     "confident",
@@ -38,21 +38,7 @@ RouteReason = Literal[
     "truncated",
 ]
 #: The closed set of routing reasons (see :class:`RouteDecision` for their meaning).
-ROUTE_REASONS: tuple[RouteReason, ...] = (
-    "confident",
-    "low_confidence",
-    "hedge",
-    "unknown_token",
-    "empty_answer",
-    "no_logprobs",
-    "early_abort",
-    "rule_force_local",
-    "rule_force_cloud",
-    "context_too_long",
-    "local_unsupported",
-    "local_error",
-    "truncated",
-)
+ROUTE_REASONS: tuple[RouteReason, ...] = get_args(RouteReason)
 
 _FLOOR = -100.0
 _MAX = 1e300
@@ -69,6 +55,18 @@ def _number(x: object, name: str) -> float:
 
 def _optional(x: object, name: str) -> float | None:
     return None if x is None else _number(x, name)
+
+
+def check_route(tier: object, reason: object) -> None:
+    """Raise ``ValueError`` unless ``tier`` and ``reason`` are in the closed sets.
+
+    Example:
+        >>> check_route("local", "confident")
+    """
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {', '.join(TIERS)}; got {tier!r}")
+    if reason not in ROUTE_REASONS:
+        raise ValueError(f"reason must be one of {', '.join(ROUTE_REASONS)}; got {reason!r}")
 
 
 @dataclass(frozen=True)
@@ -131,12 +129,7 @@ class RouteDecision:
     error: str | None = None
 
     def __post_init__(self) -> None:
-        if self.tier not in TIERS:
-            raise ValueError(f"tier must be one of {', '.join(TIERS)}; got {self.tier!r}")
-        if self.reason not in ROUTE_REASONS:
-            raise ValueError(
-                f"reason must be one of {', '.join(ROUTE_REASONS)}; got {self.reason!r}"
-            )
+        check_route(self.tier, self.reason)
         if not isinstance(self.features, Mapping):
             raise ValueError(f"features must be a mapping, got {type(self.features).__name__}")
         features = {str(k): _number(v, f"features[{k!r}]") for k, v in self.features.items()}

@@ -35,7 +35,7 @@ from langchain_hybrid.routing.confidence import (
     RunningConfidence,
     scorer_from_config,
 )
-from langchain_hybrid.routing.decision import ROUTE_REASONS, TIERS, RouteReason, Tier
+from langchain_hybrid.routing.decision import RouteReason, Tier, check_route
 
 __all__ = [
     "FORMAT_VERSION",
@@ -150,12 +150,7 @@ class RuleOutcome:
     rule_name: str
 
     def __post_init__(self) -> None:
-        if self.tier not in TIERS:
-            raise ValueError(f"tier must be one of {', '.join(TIERS)}; got {self.tier!r}")
-        if self.reason not in ROUTE_REASONS:
-            raise ValueError(
-                f"reason must be one of {', '.join(ROUTE_REASONS)}; got {self.reason!r}"
-            )
+        check_route(self.tier, self.reason)
 
 
 _R = TypeVar("_R", bound="PolicyRule")
