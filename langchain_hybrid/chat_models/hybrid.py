@@ -6,8 +6,9 @@ import contextvars
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -21,7 +22,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr, model_validator
 
 from langchain_hybrid.costs import PriceTable
@@ -270,6 +273,7 @@ class ChatHybrid(BaseChatModel):
     _local_runnable: Runnable[LanguageModelInput, BaseMessage] = PrivateAttr()
     _cloud_runnable: Runnable[LanguageModelInput, BaseMessage] = PrivateAttr()
     _local_serves_tools: bool = PrivateAttr(default=True)
+    _tools_key: dict[str, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _configure(self) -> ChatHybrid:
@@ -313,6 +317,9 @@ class ChatHybrid(BaseChatModel):
             "cloud": {"type": self.cloud._llm_type, **self.cloud._identifying_params},
             "policy": self.routing_policy.to_dict(),
             "early_escalation": self.early_escalation,
+            "escalate_truncated": self.escalate_truncated,
+            # Bound tools change the answers: part of the identity (and of the cache key).
+            "tools": self._tools_key,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -350,7 +357,15 @@ class ChatHybrid(BaseChatModel):
             copy._local_runnable = self.local
             copy._local_serves_tools = False
         copy._cloud_runnable = self.cloud.bind_tools(tools, **extra, **kwargs)
-        return copy
+        copy._tools_key = {
+            "tools": [_tool_key(t) for t in tools],
+            "tool_choice": tool_choice,
+            "kwargs": {k: repr(v) for k, v in sorted(kwargs.items())},
+        }
+        # A RunnableBinding like every other chat model's bind_tools (agents look for one);
+        # the routed run records a structured-output format too, as LangSmith expects.
+        structured = kwargs.get("ls_structured_output_format")
+        return copy.bind(ls_structured_output_format=structured) if structured else copy.bind()
 
     # ------------------------------------------------------------------ streaming runs
 
@@ -526,6 +541,11 @@ class ChatHybrid(BaseChatModel):
                 # What the cloud would have charged for the same prompt and answer length.
                 avoided = max(0.0, priced(self.prices, cloud_name, answer) - cost)
         confidence = local.confidence if local is not None else None
+        local_tokens = local.output_tokens if local is not None else 0
+        if not answered_by_cloud and (local is None or local.aborted or local.message is None):
+            # The local tier answered in a call of its own (a rule kept the request local, or
+            # it stood in for a failed cloud after an early stop): those tokens count too.
+            local_tokens += token_usage(answer)[1]
         return RouteDecision(
             tier="local" if degraded else plan.tier,
             reason=plan.reason,
@@ -541,7 +561,7 @@ class ChatHybrid(BaseChatModel):
             cost_avoided_usd=avoided,
             policy_version=self.routing_policy.version,
             scorer=self.routing_policy.scorer.name,
-            local_output_tokens=local.output_tokens if local is not None else 0,
+            local_output_tokens=local_tokens,
             rule=plan.pre.rule_name if plan.pre is not None else None,
             error=str(plan.cloud_error) if plan.cloud_error is not None else None,
         )
@@ -576,8 +596,11 @@ class ChatHybrid(BaseChatModel):
         attempt, running = _LocalAttempt(), self._running(kwargs)
         started, aborted = time.perf_counter(), False
         try:
-            stream = self._local_runnable.stream(
-                messages, self._config(callbacks, "local"), stop=stop, **kwargs
+            stream = _iter_nested(
+                self._local_runnable.stream(
+                    messages, self._config(callbacks, "local"), stop=stop, **kwargs
+                ),
+                callbacks,
             )
             try:
                 for chunk in stream:
@@ -623,13 +646,11 @@ class ChatHybrid(BaseChatModel):
         local = plan.local
         if local is None or local.aborted or local.message is None:
             try:
-                message = self._local_runnable.invoke(
-                    messages, self._config(callbacks, "local"), stop=stop, **kwargs
+                return self._invoke_tier(
+                    self._local_runnable, "local", messages, stop, callbacks, kwargs
                 )
             except Exception as exc:
                 raise BothTiersFailedError(exc, plan.cloud_error) from plan.cloud_error
-            assert isinstance(message, AIMessage)
-            return message
         return local.message
 
     def _generate(
@@ -674,7 +695,8 @@ class ChatHybrid(BaseChatModel):
         callbacks: Any,
         kwargs: dict[str, Any],
     ) -> AIMessage:
-        message = runnable.invoke(messages, self._config(callbacks, name), stop=stop, **kwargs)
+        with _nested(callbacks):
+            message = runnable.invoke(messages, self._config(callbacks, name), stop=stop, **kwargs)
         assert isinstance(message, AIMessage)
         return message
 
@@ -705,20 +727,27 @@ class ChatHybrid(BaseChatModel):
             for held in plan.local.chunks:
                 yield emit(held)
         elif plan.tier == "local":
-            for chunk in self._local_runnable.stream(
-                messages, self._config(callbacks, "local"), stop=stop, **kwargs
+            for chunk in _iter_nested(
+                self._local_runnable.stream(
+                    messages, self._config(callbacks, "local"), stop=stop, **kwargs
+                ),
+                callbacks,
             ):
                 yield emit(_chunk_of(chunk))
         else:
             started = time.perf_counter()
             try:
-                for chunk in self._cloud_runnable.stream(
-                    messages, self._config(callbacks, "cloud"), stop=stop, **kwargs
+                for chunk in _iter_nested(
+                    self._cloud_runnable.stream(
+                        messages, self._config(callbacks, "cloud"), stop=stop, **kwargs
+                    ),
+                    callbacks,
                 ):
                     yield emit(_chunk_of(chunk))
             except Exception as exc:
-                if answer_chunks:
+                if any(_shown(c) for c in answer_chunks):
                     raise  # part of the cloud answer is already out; it cannot be taken back
+                answer_chunks.clear()  # only empty chunks (e.g. the role chunk) went out
                 plan.cloud_error = exc
                 fallback = self._degrade_sync(plan, messages, stop, callbacks, kwargs)
                 degraded = True
@@ -737,8 +766,11 @@ class ChatHybrid(BaseChatModel):
         attempt, running = _LocalAttempt(), self._running(kwargs)
         started, aborted = time.perf_counter(), False
         try:
-            stream = self._local_runnable.astream(
-                messages, self._config(callbacks, "local"), stop=stop, **kwargs
+            stream = _aiter_nested(
+                self._local_runnable.astream(
+                    messages, self._config(callbacks, "local"), stop=stop, **kwargs
+                ),
+                callbacks,
             )
             try:
                 async for chunk in stream:
@@ -800,9 +832,10 @@ class ChatHybrid(BaseChatModel):
         callbacks: Any,
         kwargs: dict[str, Any],
     ) -> AIMessage:
-        message = await runnable.ainvoke(
-            messages, self._config(callbacks, name), stop=stop, **kwargs
-        )
+        with _nested(callbacks):
+            message = await runnable.ainvoke(
+                messages, self._config(callbacks, name), stop=stop, **kwargs
+            )
         assert isinstance(message, AIMessage)
         return message
 
@@ -864,20 +897,27 @@ class ChatHybrid(BaseChatModel):
             for held in plan.local.chunks:
                 yield await emit(held)
         elif plan.tier == "local":
-            async for chunk in self._local_runnable.astream(
-                messages, self._config(callbacks, "local"), stop=stop, **kwargs
+            async for chunk in _aiter_nested(
+                self._local_runnable.astream(
+                    messages, self._config(callbacks, "local"), stop=stop, **kwargs
+                ),
+                callbacks,
             ):
                 yield await emit(_chunk_of(chunk))
         else:
             started = time.perf_counter()
             try:
-                async for chunk in self._cloud_runnable.astream(
-                    messages, self._config(callbacks, "cloud"), stop=stop, **kwargs
+                async for chunk in _aiter_nested(
+                    self._cloud_runnable.astream(
+                        messages, self._config(callbacks, "cloud"), stop=stop, **kwargs
+                    ),
+                    callbacks,
                 ):
                     yield await emit(_chunk_of(chunk))
             except Exception as exc:
-                if answer_chunks:
+                if any(_shown(c) for c in answer_chunks):
                     raise  # part of the cloud answer is already out; it cannot be taken back
+                answer_chunks.clear()  # only empty chunks (e.g. the role chunk) went out
                 plan.cloud_error = exc
                 fallback = await self._adegrade(plan, messages, stop, callbacks, kwargs)
                 degraded = True
@@ -887,6 +927,61 @@ class ChatHybrid(BaseChatModel):
         decision = self._decision(plan, answer, degraded=degraded)
         await apublish(run_manager, decision, self._local_logprobs(plan))
         yield _last_chunk(decision)
+
+
+@contextmanager
+def _nested(callbacks: Any) -> Iterator[None]:
+    """Make the routed run (``callbacks``: its child manager) the parent of a tier's runs.
+
+    Inside a chain or graph, LangChain's context variable still holds the outer step's
+    config while ChatHybrid runs; a tier that is a ``RunnableBinding`` (tools bound)
+    merges that config into its own, and its run would hang under the outer step
+    instead of under the routed run.
+    """
+    if callbacks is None:
+        yield
+        return
+    outer = var_child_runnable_config.get() or {}
+    inner = {k: v for k, v in outer.items() if k not in ("callbacks", "run_name", "run_id")}
+    token = var_child_runnable_config.set(cast(RunnableConfig, {**inner, "callbacks": callbacks}))
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
+
+
+def _iter_nested(stream: Iterator[BaseMessage], callbacks: Any) -> Iterator[BaseMessage]:
+    """Iterate a tier's stream, each step under :func:`_nested`; closing closes the stream."""
+    try:
+        while True:
+            with _nested(callbacks):
+                chunk = next(stream, None)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            with _nested(callbacks):
+                close()
+
+
+async def _aiter_nested(
+    stream: AsyncIterator[BaseMessage], callbacks: Any
+) -> AsyncIterator[BaseMessage]:
+    """Async twin of :func:`_iter_nested`."""
+    try:
+        while True:
+            with _nested(callbacks):
+                chunk = await anext(stream, None)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            with _nested(callbacks):
+                await aclose()
 
 
 def _with_cloud_logprobs(cloud: BaseChatModel) -> BaseChatModel:
@@ -911,6 +1006,19 @@ def _as_chunk(message: AIMessage) -> AIMessageChunk:
         ],
         id=message.id,
     )
+
+
+def _tool_key(tool: Any) -> Any:
+    """Describe a bound tool as JSON-like data, for the model's identity (cache key)."""
+    try:
+        return convert_to_openai_tool(tool)
+    except Exception:  # noqa: BLE001 - a tool only some tier understands: describe it by repr
+        return repr(tool)
+
+
+def _shown(chunk: AIMessageChunk) -> bool:
+    """Whether a streamed chunk showed any of the answer (text or a tool call)."""
+    return bool(chunk.content or chunk.tool_call_chunks)
 
 
 def _chunk_of(message: BaseMessage) -> AIMessageChunk:

@@ -19,6 +19,7 @@ import pytest
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.runnables import RunnableBinding, RunnableLambda
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
@@ -137,9 +138,7 @@ class Recorder(BaseCallbackHandler):
             {"run_id": run_id, "parent_run_id": parent_run_id, "name": kwargs.get("name")}
         )
 
-    def on_custom_event(
-        self, name: str, data: Any, *, run_id: UUID, **kwargs: Any
-    ) -> None:
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self.events.append({"name": name, "data": data, "run_id": run_id})
 
     @property
@@ -217,9 +216,7 @@ def test_low_confidence_escalates_to_cloud(
     assert last_user_text(cloud_server.chat_requests[0]) == UNSURE_Q
 
 
-def test_hedge_escalates_with_reason_hedge(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer
-) -> None:
+def test_hedge_escalates_with_reason_hedge(llm: ChatHybrid, cloud_server: FakeOpenAIServer) -> None:
     msg = llm.invoke(HEDGE_Q)
 
     assert msg.content == CLOUD_ANSWER
@@ -289,6 +286,59 @@ def test_threshold_decides(local_server: FakeOpenAIServer, cloud_server: FakeOpe
     assert cloud_server.chat_requests == []
 
 
+def test_truncated_local_answer_escalates(
+    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+) -> None:
+    cut = ScriptedReply("The capital of France is", logprobs=-0.05, finish_reason="length")
+    local_server.enqueue(cut)
+    llm = ChatHybrid(local=local_model(local_server), cloud=cloud_model(cloud_server))
+    r = routing(llm.invoke(CONFIDENT_Q))
+    assert (r["tier"], r["reason"]) == ("cloud", "truncated")
+    assert r["confidence"] == pytest.approx(-0.05)  # confident, but cut off
+
+    local_server.enqueue(cut)
+    keep = ChatHybrid(
+        local=local_model(local_server), cloud=cloud_model(cloud_server), escalate_truncated=False
+    )
+    msg = keep.invoke(CONFIDENT_Q)
+    assert msg.content == "The capital of France is"
+    assert (routing(msg)["tier"], routing(msg)["reason"]) == ("local", "confident")
+
+
+def test_local_error_goes_to_cloud(llm: ChatHybrid, local_server: FakeOpenAIServer) -> None:
+    local_server.enqueue(Fault(status=500))
+    msg = llm.invoke(CONFIDENT_Q)
+
+    assert msg.content == CLOUD_ANSWER
+    r = routing(msg)
+    assert (r["tier"], r["reason"]) == ("cloud", "local_error")
+    assert r["escalated"] and not r["degraded"] and r["confidence"] is None
+
+
+def test_both_tiers_failing_raises_one_error_naming_both(
+    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+) -> None:
+    local_server.enqueue(Fault(status=500, error_message="local GPU on fire"))
+    cloud_server.enqueue(Fault(status=429, retry_after_s=None))
+
+    with pytest.raises(BothTiersFailedError) as info:
+        llm.invoke(CONFIDENT_Q)
+
+    text = str(info.value)
+    assert "local GPU on fire" in text and "Error code: 429" in text
+    assert text.index("local GPU on fire") < text.index("Cloud:") < text.index("429")
+    assert "500" in str(info.value.local_error) and "429" in str(info.value.cloud_error)
+
+
+async def test_both_tiers_failing_async(
+    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+) -> None:
+    local_server.enqueue(Fault(status=500))
+    cloud_server.enqueue(Fault(drop=True))
+    with pytest.raises(BothTiersFailedError, match="Connection error"):
+        await llm.ainvoke(CONFIDENT_Q)
+
+
 def test_cloud_is_asked_for_logprobs(
     local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
 ) -> None:
@@ -337,6 +387,7 @@ def test_force_local_rule(local_server: FakeOpenAIServer, cloud_server: FakeOpen
     r = routing(msg)
     assert (r["tier"], r["reason"], r["rule"]) == ("local", "rule_force_local", "nda")
     assert not r["escalated"] and r["confidence"] is None
+    assert r["local_output_tokens"] == 3  # "A", " guess", "."
     assert cloud_server.chat_requests == []
     assert len(local_server.chat_requests) == 1
 
@@ -445,6 +496,8 @@ def test_cloud_failure_after_early_abort_finishes_the_local_answer(
     assert r["degraded"] and r["early_abort"] and r["tier"] == "local"
     assert msg.content == LOCAL_RAMBLE  # the whole answer, not the aborted prefix
     assert len(local_server.chat_requests) == 2
+    # The aborted attempt's tokens plus the full answer's.
+    assert RAMBLE_TOKENS < r["local_output_tokens"] <= RAMBLE_TOKENS + 20
 
 
 def test_force_cloud_with_cloud_failure_degrades(
@@ -461,7 +514,9 @@ def test_force_cloud_with_cloud_failure_degrades(
     assert msg.content == LOCAL_CONFIDENT
     r = routing(msg)
     assert (r["tier"], r["reason"], r["degraded"]) == ("local", "rule_force_cloud", True)
+    assert not r["escalated"]
     assert "500" in r["error"]
+    assert r["local_output_tokens"] == 7
 
 
 def test_context_too_long_with_cloud_failure_raises_both_tiers_failed(
@@ -504,6 +559,40 @@ def test_stream_cloud_failure_degrades(llm: ChatHybrid, cloud_server: FakeOpenAI
     assert merged.content == LOCAL_UNSURE
     r = routing(merged)
     assert r["degraded"] and r["tier"] == "local"
+
+
+def test_stream_cloud_drop_before_any_text_degrades(
+    llm: ChatHybrid, cloud_server: FakeOpenAIServer
+) -> None:
+    # OpenAI sends an empty role chunk first; a drop right after it lost no visible text.
+    cloud_server.enqueue(ScriptedReply(CLOUD_ANSWER, fault=Fault(drop_after_chunks=1)))
+    chunks = list(llm.stream(UNSURE_Q))
+
+    merged = merge(chunks)
+    assert merged.content == LOCAL_UNSURE
+    r = routing(merged)
+    assert r["degraded"] and r["error"] and "Connection error" in r["error"]
+
+
+async def test_astream_cloud_drop_before_any_text_degrades(
+    llm: ChatHybrid, cloud_server: FakeOpenAIServer
+) -> None:
+    cloud_server.enqueue(ScriptedReply(CLOUD_ANSWER, fault=Fault(drop_after_chunks=1)))
+    chunks = [c async for c in llm.astream(UNSURE_Q)]
+    assert merge(chunks).content == LOCAL_UNSURE
+    assert routing(merge(chunks))["degraded"]
+
+
+def test_stream_cloud_drop_mid_answer_raises(
+    llm: ChatHybrid, cloud_server: FakeOpenAIServer
+) -> None:
+    # Part of the cloud answer is already out: a local answer cannot replace it.
+    cloud_server.enqueue(ScriptedReply(CLOUD_ANSWER, fault=Fault(drop_after_chunks=3)))
+    received: list[str] = []
+    with pytest.raises(Exception, match="Connection error"):
+        for chunk in llm.stream(UNSURE_Q):
+            received.append(str(chunk.content))
+    assert "".join(received) == "Middlemarch was"
 
 
 # --------------------------------------------------------------------------- streaming
@@ -717,9 +806,7 @@ def test_route_event_once_per_call_in_batch(llm: ChatHybrid) -> None:
     events = recorder.route_events()
     assert len(events) == 2
     assert {e["run_id"] for e in events} == set(recorder.hybrid_run_ids)
-    assert sorted(e["data"]["tier"] for e in events) == sorted(
-        routing(a)["tier"] for a in answers
-    )
+    assert sorted(e["data"]["tier"] for e in events) == sorted(routing(a)["tier"] for a in answers)
 
 
 async def test_route_event_in_astream_events(llm: ChatHybrid) -> None:
@@ -741,7 +828,37 @@ async def test_route_event_in_astream_events(llm: ChatHybrid) -> None:
     assert end[0]["data"]["output"].content == CLOUD_ANSWER
 
 
-def test_event_local_logprobs(local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer) -> None:
+@pytest.mark.parametrize("mode", ["invoke", "stream", "ainvoke", "astream"])
+async def test_tier_runs_nest_under_the_hybrid_run_inside_a_chain(
+    llm: ChatHybrid, mode: str
+) -> None:
+    # Tiers with tools bound are RunnableBindings; inside a chain they must still be
+    # children of the ChatHybrid run, not of the chain step.
+    chain = RunnableLambda(lambda text: text) | llm.bind_tools([get_weather])
+    recorder = Recorder()
+    config: Any = {"callbacks": [recorder]}
+    if mode == "invoke":
+        answer = chain.invoke(UNSURE_Q, config=config)
+    elif mode == "ainvoke":
+        answer = await chain.ainvoke(UNSURE_Q, config=config)
+    elif mode == "stream":
+        answer = merge(list(chain.stream(UNSURE_Q, config=config)))
+    else:
+        answer = merge([c async for c in chain.astream(UNSURE_Q, config=config)])
+
+    assert routing(answer)["tier"] == "cloud"
+    hybrid = [s for s in recorder.starts if s["name"] not in ("local", "cloud")]
+    assert len(hybrid) == 1
+    assert hybrid[0]["parent_run_id"] is not None  # the chain's run
+    assert recorder.child("local")["parent_run_id"] == hybrid[0]["run_id"]
+    assert recorder.child("cloud")["parent_run_id"] == hybrid[0]["run_id"]
+    (event,) = recorder.route_events()
+    assert event["run_id"] == hybrid[0]["run_id"]
+
+
+def test_event_local_logprobs(
+    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+) -> None:
     llm = ChatHybrid(
         local=local_model(local_server),
         cloud=cloud_model(cloud_server),
@@ -813,13 +930,18 @@ def test_bind_tools_local_cannot_call_tools_goes_to_cloud(
     )
     llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server), threshold=-0.6)
     bound = llm.bind_tools([get_weather])
+    assert isinstance(bound, RunnableBinding)
 
     msg = bound.invoke("What's the weather in Paris?")
 
     assert isinstance(msg, AIMessage)
     assert [(c["name"], c["args"]) for c in msg.tool_calls] == [("get_weather", {"city": "Paris"})]
     r = routing(msg)
-    assert (r["tier"], r["reason"], r["rule"]) == ("cloud", "local_unsupported", "local_cannot_call_tools")
+    assert (r["tier"], r["reason"], r["rule"]) == (
+        "cloud",
+        "local_unsupported",
+        "local_cannot_call_tools",
+    )
     assert not r["escalated"] and r["local_output_tokens"] == 0
     (body,) = cloud_server.chat_requests
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
@@ -837,7 +959,9 @@ def test_bind_tools_stream_through_cloud(
     chunks = list(llm.bind_tools([get_weather]).stream("Weather in Oslo?"))
 
     merged = merge(chunks)
-    assert [(c["name"], c["args"]) for c in merged.tool_calls] == [("get_weather", {"city": "Oslo"})]
+    assert [(c["name"], c["args"]) for c in merged.tool_calls] == [
+        ("get_weather", {"city": "Oslo"})
+    ]
     assert routing(merged)["reason"] == "local_unsupported"
 
 
@@ -891,3 +1015,24 @@ def test_with_structured_output_include_raw_has_routing(
     assert isinstance(out, dict)
     assert out["parsed"] == Answer(answer="Paris", score=10)
     assert routing(out["raw"])["reason"] == "local_unsupported"
+
+
+def test_cache_tells_tool_calls_from_plain_calls(
+    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+) -> None:
+    cloud_server.enqueue(
+        ScriptedReply("", tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}]),
+        ScriptedReply(
+            "", tool_calls=[{"name": "Answer", "arguments": {"answer": "x", "score": 1}}]
+        ),
+    )
+    llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server), cache=InMemoryCache())
+    question = "Weather in Rome?"
+
+    weather = llm.bind_tools([get_weather]).invoke(question)
+    again = llm.bind_tools([get_weather]).invoke(question)
+    other_tool = llm.bind_tools([Answer]).invoke(question)
+
+    assert weather.tool_calls[0]["name"] == again.tool_calls[0]["name"] == "get_weather"
+    assert other_tool.tool_calls[0]["name"] == "Answer"  # not the cached get_weather call
+    assert len(cloud_server.chat_requests) == 2

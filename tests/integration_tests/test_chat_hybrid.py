@@ -1,0 +1,220 @@
+"""ChatHybrid with the real embedded local model and a loopback OpenAI-compatible cloud.
+
+The local tier is the real ``ChatTransformers`` (SmolLM2-135M, greedy): it answers
+"What is the capital of France?" confidently (mean log-prob about -0.37) and is unsure
+about "Who wrote the novel Middlemarch?" (early escalation after a few tokens). The
+cloud tier is a real ``ChatOpenAI`` talking to a :class:`FakeOpenAIServer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_openai import ChatOpenAI
+
+from langchain_hybrid import ChatHybrid, ChatTransformers, RouteDecision
+from tests.support.fixtures import flush_traces, make_chat_openai
+from tests.support.langsmith_capture import LangSmithCaptureServer
+from tests.support.openai_server import FakeOpenAIServer, ScriptedReply, last_user_text
+
+CONFIDENT_Q = "What is the capital of France?"
+LOCAL_ANSWER = "The capital of France is Paris."
+UNSURE_Q = "Who wrote the novel Middlemarch?"
+CLOUD_ANSWER = "Middlemarch was written by George Eliot."
+MAX_TOKENS = 48  # the local_llm fixture's
+
+
+@pytest.fixture
+def cloud_server(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    openai_server.responder = lambda body: ScriptedReply(CLOUD_ANSWER, logprobs=-0.01)
+    return openai_server
+
+
+def cloud_model(server: FakeOpenAIServer) -> ChatOpenAI:
+    # stream_usage=True is what ChatOpenAI defaults to against api.openai.com.
+    return make_chat_openai(server, model="gpt-4o", stream_usage=True)
+
+
+@pytest.fixture
+def llm(local_llm: ChatTransformers, cloud_server: FakeOpenAIServer) -> ChatHybrid:
+    return ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server), threshold=-0.6)
+
+
+def routing(message: BaseMessage) -> dict[str, Any]:
+    value = message.response_metadata["routing"]
+    RouteDecision.from_dict(value)
+    return dict(value)
+
+
+def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    assert chunks
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    return total
+
+
+def test_confident_answer_stays_local(
+    llm: ChatHybrid, local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+) -> None:
+    msg = llm.invoke(CONFIDENT_Q)
+
+    assert isinstance(msg, AIMessage)
+    assert msg.content == LOCAL_ANSWER
+    r = routing(msg)
+    assert (r["tier"], r["reason"]) == ("local", "confident")
+    assert -0.6 <= r["confidence"] < 0
+    assert r["confidence"] == pytest.approx(-0.37, abs=0.1)
+    assert not r["escalated"] and not r["early_abort"]
+    entries = msg.response_metadata["logprobs"]["content"]
+    assert "".join(e["token"] for e in entries) == LOCAL_ANSWER
+    assert r["confidence"] == pytest.approx(sum(e["logprob"] for e in entries) / len(entries))
+    assert msg.response_metadata["model_name"] == local_llm.model_name
+    assert msg.usage_metadata is not None
+    assert msg.usage_metadata["output_tokens"] == r["local_output_tokens"] >= len(entries)
+    assert r["cost_usd"] == 0.0 and r["cost_avoided_usd"] > 0
+    assert cloud_server.chat_requests == []
+
+
+def test_unsure_answer_escalates_early(llm: ChatHybrid, cloud_server: FakeOpenAIServer) -> None:
+    msg = llm.invoke(UNSURE_Q)
+
+    assert msg.content == CLOUD_ANSWER
+    r = routing(msg)
+    assert r["tier"] == "cloud" and r["escalated"]
+    assert r["early_abort"] and r["reason"] in ("early_abort", "hedge")
+    assert r["confidence"] < -0.6
+    assert 1 <= r["local_output_tokens"] <= MAX_TOKENS // 2
+    assert r["cost_usd"] > 0
+    assert msg.response_metadata["model_name"] == "gpt-4o"
+    (body,) = cloud_server.chat_requests
+    assert last_user_text(body) == UNSURE_Q
+    assert body["logprobs"] is True
+
+
+def test_without_early_escalation_the_local_answer_is_finished(
+    cloud_server: FakeOpenAIServer,
+) -> None:
+    short = ChatTransformers(max_tokens=24)  # shares the loaded weights; a shorter answer
+    llm = ChatHybrid(
+        local=short, cloud=cloud_model(cloud_server), threshold=-0.6, early_escalation=False
+    )
+    early = ChatHybrid(local=short, cloud=cloud_model(cloud_server), threshold=-0.6)
+
+    late = routing(llm.invoke(UNSURE_Q))
+    aborted = routing(early.invoke(UNSURE_Q))
+
+    assert late["tier"] == "cloud" and not late["early_abort"]
+    assert late["local_output_tokens"] > aborted["local_output_tokens"]
+
+
+@pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "cloud"])
+def test_stream_equals_invoke(llm: ChatHybrid, question: str) -> None:
+    invoked = llm.invoke(question)
+    chunks = list(llm.stream(question))
+
+    assert [c.chunk_position for c in chunks].count("last") == 1
+    assert chunks[-1].chunk_position == "last"
+    assert len([c for c in chunks if c.content]) > 1
+    merged = merge(chunks)
+    assert merged.content == invoked.content
+    streamed, direct = routing(merged), routing(invoked)
+    for key in ("tier", "reason", "escalated", "early_abort", "local_output_tokens"):
+        assert streamed[key] == direct[key], key
+    assert streamed["confidence"] == pytest.approx(direct["confidence"], abs=1e-4)
+
+
+async def test_async_equals_sync(llm: ChatHybrid) -> None:
+    local, cloud = await llm.abatch([CONFIDENT_Q, UNSURE_Q])
+    assert local.content == LOCAL_ANSWER and routing(local)["tier"] == "local"
+    assert cloud.content == CLOUD_ANSWER and routing(cloud)["tier"] == "cloud"
+    chunks = [c async for c in llm.astream(CONFIDENT_Q)]
+    assert merge(chunks).content == LOCAL_ANSWER
+
+
+# --------------------------------------------------------------------------- LangSmith
+
+
+def _find_routing(value: Any) -> dict[str, Any] | None:
+    """The first dict stored under a "routing" key anywhere in ``value``."""
+    if isinstance(value, dict):
+        found = value.get("routing")
+        if isinstance(found, dict) and "tier" in found:
+            return found
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return None
+    for child in children:
+        hit = _find_routing(child)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _hybrid_tree_ended(runs: dict[str, dict[str, Any]]) -> bool:
+    ended = {r["name"] for r in runs.values() if r.get("end_time") is not None}
+    return {"ChatHybrid", "local", "cloud"} <= ended
+
+
+def _check_trace(capture: LangSmithCaptureServer, answer: BaseMessage) -> None:
+    flush_traces(capture, _hybrid_tree_ended, timeout=10)
+    hybrid = capture.run_named("ChatHybrid")
+    assert hybrid["run_type"] == "llm" and hybrid["parent_run_id"] is None
+    children = capture.children(hybrid["id"])
+    assert [c["name"] for c in children] == ["local", "cloud"]
+    assert all(c["trace_id"] == hybrid["trace_id"] for c in children)
+    assert all(c["run_type"] == "llm" for c in children)
+
+    decision = routing(answer)
+    metadata = hybrid["extra"]["metadata"]
+    assert metadata["routing_tier"] == decision["tier"] == "cloud"
+    assert metadata["routing_reason"] == decision["reason"]
+    assert metadata["routing_confidence"] == pytest.approx(decision["confidence"])
+    assert metadata["routing_cost_usd"] == pytest.approx(decision["cost_usd"])
+    assert metadata["routing_cost_usd"] > 0
+    assert metadata["routing_escalated"] is True
+    assert metadata["routing_early_abort"] is True
+    traced = _find_routing(hybrid["outputs"])
+    assert traced is not None, hybrid["outputs"]
+    assert traced["tier"] == "cloud" and traced["reason"] == decision["reason"]
+    assert traced["local_output_tokens"] == decision["local_output_tokens"]
+    # The tier runs carry their own outputs, not the decision.
+    assert _find_routing(children[1]["outputs"]) is None
+    assert capture.errors == []
+
+
+def test_langsmith_trace_of_invoke(
+    llm: ChatHybrid, langsmith_capture: LangSmithCaptureServer
+) -> None:
+    answer = llm.invoke(UNSURE_Q)
+    _check_trace(langsmith_capture, answer)
+
+
+def test_langsmith_trace_of_stream(
+    llm: ChatHybrid, langsmith_capture: LangSmithCaptureServer
+) -> None:
+    answer = merge(list(llm.stream(UNSURE_Q)))
+    _check_trace(langsmith_capture, answer)
+
+
+def test_langsmith_trace_of_local_answer(
+    llm: ChatHybrid, langsmith_capture: LangSmithCaptureServer
+) -> None:
+    answer = llm.invoke(CONFIDENT_Q)
+
+    def ended(runs: dict[str, dict[str, Any]]) -> bool:
+        names = {r["name"] for r in runs.values() if r.get("end_time") is not None}
+        return {"ChatHybrid", "local"} <= names
+
+    flush_traces(langsmith_capture, ended, timeout=10)
+    hybrid = langsmith_capture.run_named("ChatHybrid")
+    assert [c["name"] for c in langsmith_capture.children(hybrid["id"])] == ["local"]
+    metadata = hybrid["extra"]["metadata"]
+    assert (metadata["routing_tier"], metadata["routing_reason"]) == ("local", "confident")
+    assert metadata["routing_cost_avoided_usd"] == pytest.approx(
+        routing(answer)["cost_avoided_usd"]
+    )
