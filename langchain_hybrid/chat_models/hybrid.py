@@ -27,6 +27,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr, model_validator
 
+from langchain_hybrid.chat_models.transformers import ChatTransformers
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import (
     BothTiersFailedError,
@@ -127,6 +128,7 @@ class _Plan:
     reason: RouteReason = "confident"
     cloud_latency_s: float | None = None
     cloud_error: BaseException | None = None
+    local_call_s: float | None = None  # a local call outside the gated attempt (rule, fallback)
 
 
 class ChatHybrid(BaseChatModel):
@@ -466,7 +468,11 @@ class ChatHybrid(BaseChatModel):
         if not self._local_serves_tools:
             return RuleOutcome("cloud", "local_unsupported", "local_cannot_call_tools")
         count: Callable[[list[BaseMessage]], int] | None = None
-        if "get_num_tokens_from_messages" in type(self.local).__dict__:
+        # Count with the local tokenizer when the local model has one of its own; other
+        # counters (ChatOpenAI's tiktoken) may fetch files from the network or be wrong.
+        if isinstance(self.local, ChatTransformers) or (
+            "get_num_tokens_from_messages" in type(self.local).__dict__
+        ):
             count = self.local.get_num_tokens_from_messages
         return self.routing_policy.pre_route(RoutingContext(messages, count_tokens=count))
 
@@ -555,7 +561,9 @@ class ChatHybrid(BaseChatModel):
             escalated=local is not None and plan.tier == "cloud",
             degraded=degraded,
             early_abort=local is not None and local.aborted,
-            local_latency_s=local.latency_s if local is not None else None,
+            local_latency_s=_sum_latency(
+                local.latency_s if local is not None else None, plan.local_call_s
+            ),
             cloud_latency_s=plan.cloud_latency_s,
             cost_usd=cost,
             cost_avoided_usd=avoided,
@@ -627,14 +635,13 @@ class ChatHybrid(BaseChatModel):
         self._decide_after_local(plan)
         return plan
 
-    def _degrade_sync(
-        self,
-        plan: _Plan,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        callbacks: Any,
-        kwargs: dict[str, Any],
-    ) -> AIMessage:
+    def _ready_fallback(self, plan: _Plan) -> AIMessage | None:
+        """Check that a local answer may stand in for the failed cloud call.
+
+        Returns the local answer when it is already complete; None when it must be
+        generated (it was never asked, or stopped early). Raises
+        ``BothTiersFailedError`` when the local tier cannot answer this request.
+        """
         assert plan.cloud_error is not None
         if not self._can_degrade(plan):
             local_error = (
@@ -645,13 +652,31 @@ class ChatHybrid(BaseChatModel):
             raise BothTiersFailedError(local_error, plan.cloud_error) from plan.cloud_error
         local = plan.local
         if local is None or local.aborted or local.message is None:
-            try:
-                return self._invoke_tier(
-                    self._local_runnable, "local", messages, stop, callbacks, kwargs
-                )
-            except Exception as exc:
-                raise BothTiersFailedError(exc, plan.cloud_error) from plan.cloud_error
+            return None
         return local.message
+
+    def _degrade_sync(
+        self,
+        plan: _Plan,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        callbacks: Any,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        ready = self._ready_fallback(plan)
+        if ready is not None:
+            return ready
+        cloud_error = plan.cloud_error
+        assert cloud_error is not None
+        started = time.perf_counter()
+        try:
+            message = self._invoke_tier(
+                self._local_runnable, "local", messages, stop, callbacks, kwargs
+            )
+        except Exception as exc:
+            raise BothTiersFailedError(exc, cloud_error) from cloud_error
+        plan.local_call_s = time.perf_counter() - started
+        return message
 
     def _generate(
         self,
@@ -668,20 +693,23 @@ class ChatHybrid(BaseChatModel):
             if plan.local is not None and plan.local.message is not None:
                 answer: AIMessage = plan.local.message
             else:
+                started = time.perf_counter()
                 answer = self._invoke_tier(
                     self._local_runnable, "local", messages, stop, callbacks, kwargs
                 )
+                plan.local_call_s = time.perf_counter() - started
         else:
             started = time.perf_counter()
             try:
                 answer = self._invoke_tier(
                     self._cloud_runnable, "cloud", messages, stop, callbacks, kwargs
                 )
+                plan.cloud_latency_s = time.perf_counter() - started
             except Exception as exc:  # noqa: BLE001 - degrade to the local answer
+                plan.cloud_latency_s = time.perf_counter() - started
                 plan.cloud_error = exc
                 answer = self._degrade_sync(plan, messages, stop, callbacks, kwargs)
                 degraded = True
-            plan.cloud_latency_s = time.perf_counter() - started
         decision = self._decision(plan, answer, degraded=degraded)
         publish(run_manager, decision, self._local_logprobs(plan))
         return self._result(with_routing(answer, decision))
@@ -727,6 +755,7 @@ class ChatHybrid(BaseChatModel):
             for held in plan.local.chunks:
                 yield emit(held)
         elif plan.tier == "local":
+            started = time.perf_counter()
             for chunk in _iter_nested(
                 self._local_runnable.stream(
                     messages, self._config(callbacks, "local"), stop=stop, **kwargs
@@ -734,6 +763,7 @@ class ChatHybrid(BaseChatModel):
                 callbacks,
             ):
                 yield emit(_chunk_of(chunk))
+            plan.local_call_s = time.perf_counter() - started
         else:
             started = time.perf_counter()
             try:
@@ -748,11 +778,13 @@ class ChatHybrid(BaseChatModel):
                 if any(_shown(c) for c in answer_chunks):
                     raise  # part of the cloud answer is already out; it cannot be taken back
                 answer_chunks.clear()  # only empty chunks (e.g. the role chunk) went out
+                plan.cloud_latency_s = time.perf_counter() - started
                 plan.cloud_error = exc
                 fallback = self._degrade_sync(plan, messages, stop, callbacks, kwargs)
                 degraded = True
                 yield emit(_as_chunk(fallback))
-            plan.cloud_latency_s = time.perf_counter() - started
+            else:
+                plan.cloud_latency_s = time.perf_counter() - started
         answer = _merge(answer_chunks)
         decision = self._decision(plan, answer, degraded=degraded)
         publish(run_manager, decision, self._local_logprobs(plan))
@@ -805,23 +837,20 @@ class ChatHybrid(BaseChatModel):
         callbacks: Any,
         kwargs: dict[str, Any],
     ) -> AIMessage:
-        assert plan.cloud_error is not None
-        if not self._can_degrade(plan):
-            local_error = (
-                plan.local.error
-                if plan.local is not None and plan.local.error is not None
-                else RuntimeError(f"the local tier was not asked ({plan.reason})")
+        ready = self._ready_fallback(plan)
+        if ready is not None:
+            return ready
+        cloud_error = plan.cloud_error
+        assert cloud_error is not None
+        started = time.perf_counter()
+        try:
+            message = await self._ainvoke_tier(
+                self._local_runnable, "local", messages, stop, callbacks, kwargs
             )
-            raise BothTiersFailedError(local_error, plan.cloud_error) from plan.cloud_error
-        local = plan.local
-        if local is None or local.aborted or local.message is None:
-            try:
-                return await self._ainvoke_tier(
-                    self._local_runnable, "local", messages, stop, callbacks, kwargs
-                )
-            except Exception as exc:
-                raise BothTiersFailedError(exc, plan.cloud_error) from plan.cloud_error
-        return local.message
+        except Exception as exc:
+            raise BothTiersFailedError(exc, cloud_error) from cloud_error
+        plan.local_call_s = time.perf_counter() - started
+        return message
 
     async def _ainvoke_tier(
         self,
@@ -853,20 +882,23 @@ class ChatHybrid(BaseChatModel):
             if plan.local is not None and plan.local.message is not None:
                 answer: AIMessage = plan.local.message
             else:
+                started = time.perf_counter()
                 answer = await self._ainvoke_tier(
                     self._local_runnable, "local", messages, stop, callbacks, kwargs
                 )
+                plan.local_call_s = time.perf_counter() - started
         else:
             started = time.perf_counter()
             try:
                 answer = await self._ainvoke_tier(
                     self._cloud_runnable, "cloud", messages, stop, callbacks, kwargs
                 )
+                plan.cloud_latency_s = time.perf_counter() - started
             except Exception as exc:  # noqa: BLE001 - degrade to the local answer
+                plan.cloud_latency_s = time.perf_counter() - started
                 plan.cloud_error = exc
                 answer = await self._adegrade(plan, messages, stop, callbacks, kwargs)
                 degraded = True
-            plan.cloud_latency_s = time.perf_counter() - started
         decision = self._decision(plan, answer, degraded=degraded)
         await apublish(run_manager, decision, self._local_logprobs(plan))
         return self._result(with_routing(answer, decision))
@@ -897,6 +929,7 @@ class ChatHybrid(BaseChatModel):
             for held in plan.local.chunks:
                 yield await emit(held)
         elif plan.tier == "local":
+            started = time.perf_counter()
             async for chunk in _aiter_nested(
                 self._local_runnable.astream(
                     messages, self._config(callbacks, "local"), stop=stop, **kwargs
@@ -904,6 +937,7 @@ class ChatHybrid(BaseChatModel):
                 callbacks,
             ):
                 yield await emit(_chunk_of(chunk))
+            plan.local_call_s = time.perf_counter() - started
         else:
             started = time.perf_counter()
             try:
@@ -918,11 +952,13 @@ class ChatHybrid(BaseChatModel):
                 if any(_shown(c) for c in answer_chunks):
                     raise  # part of the cloud answer is already out; it cannot be taken back
                 answer_chunks.clear()  # only empty chunks (e.g. the role chunk) went out
+                plan.cloud_latency_s = time.perf_counter() - started
                 plan.cloud_error = exc
                 fallback = await self._adegrade(plan, messages, stop, callbacks, kwargs)
                 degraded = True
                 yield await emit(_as_chunk(fallback))
-            plan.cloud_latency_s = time.perf_counter() - started
+            else:
+                plan.cloud_latency_s = time.perf_counter() - started
         answer = _merge(answer_chunks)
         decision = self._decision(plan, answer, degraded=degraded)
         await apublish(run_manager, decision, self._local_logprobs(plan))
@@ -982,6 +1018,12 @@ async def _aiter_nested(
         if aclose is not None:
             with _nested(callbacks):
                 await aclose()
+
+
+def _sum_latency(*parts: float | None) -> float | None:
+    """Add the latencies that happened; None when none did."""
+    present = [p for p in parts if p is not None]
+    return sum(present) if present else None
 
 
 def _with_cloud_logprobs(cloud: BaseChatModel) -> BaseChatModel:
