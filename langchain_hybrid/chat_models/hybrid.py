@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -92,6 +92,8 @@ class _RunCapture(BaseCallbackHandler):
             self.run_id = run_id
 
 
+_RM = TypeVar("_RM", CallbackManagerForLLMRun, AsyncCallbackManagerForLLMRun)
+
 _STREAM_CAPTURE: contextvars.ContextVar[_RunCapture | None] = contextvars.ContextVar(
     "langchain_hybrid_stream_capture", default=None
 )
@@ -102,6 +104,7 @@ class _LocalAttempt:
     """What the local tier produced for one request."""
 
     chunks: list[AIMessageChunk] = field(default_factory=list)
+    text: str = ""
     message: AIMessage | None = None
     confidence: Confidence | None = None
     aborted: bool = False
@@ -430,28 +433,14 @@ class ChatHybrid(BaseChatModel):
         async for chunk in iterator:
             yield chunk
 
-    def _captured_run(self) -> CallbackManagerForLLMRun | None:
+    @staticmethod
+    def _captured_run(run_manager_cls: type[_RM]) -> _RM | None:
+        """Rebuild the run manager of the run that ``stream``/``astream`` started, if any."""
         capture = _STREAM_CAPTURE.get()
         if capture is None or capture.run_id is None:
             return None
         m = capture.manager
-        return CallbackManagerForLLMRun(
-            run_id=capture.run_id,
-            handlers=[h for h in m.handlers if h is not capture],
-            inheritable_handlers=m.inheritable_handlers,
-            parent_run_id=m.parent_run_id,
-            tags=m.tags,
-            inheritable_tags=m.inheritable_tags,
-            metadata=m.metadata,
-            inheritable_metadata=m.inheritable_metadata,
-        )
-
-    def _acaptured_run(self) -> AsyncCallbackManagerForLLMRun | None:
-        capture = _STREAM_CAPTURE.get()
-        if capture is None or capture.run_id is None:
-            return None
-        m = capture.manager
-        return AsyncCallbackManagerForLLMRun(
+        return run_manager_cls(
             run_id=capture.run_id,
             handlers=[h for h in m.handlers if h is not capture],
             inheritable_handlers=m.inheritable_handlers,
@@ -488,10 +477,10 @@ class ChatHybrid(BaseChatModel):
         """Add a local chunk; return True when generation should stop (early escalation)."""
         assert isinstance(chunk, AIMessageChunk)
         attempt.chunks.append(chunk)
+        attempt.text += chunk.text
         entries = logprob_entries(message_logprobs(chunk))
         if entries or chunk.content:
-            text = "".join(c.text for c in attempt.chunks)
-            running.update(entries, text)
+            running.update(entries, attempt.text)
         return self.early_escalation and running.hopeless
 
     def _finish_local(
@@ -737,7 +726,7 @@ class ChatHybrid(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         # Called by stream() (which reports tokens itself) or by invoke with streaming on.
         reports_tokens = run_manager is not None
-        run_manager = run_manager or self._captured_run()
+        run_manager = run_manager or self._captured_run(CallbackManagerForLLMRun)
         callbacks = child_callbacks(run_manager) if run_manager else None
         plan = self._start(messages, stop, callbacks, kwargs)
         degraded = False
@@ -911,7 +900,7 @@ class ChatHybrid(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         reports_tokens = run_manager is not None
-        run_manager = run_manager or self._acaptured_run()
+        run_manager = run_manager or self._captured_run(AsyncCallbackManagerForLLMRun)
         callbacks = achild_callbacks(run_manager) if run_manager else None
         plan = await self._astart(messages, stop, callbacks, kwargs)
         degraded = False
