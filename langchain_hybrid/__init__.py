@@ -3,7 +3,8 @@
 Example:
     >>> from langchain_hybrid import ChatHybrid, ChatTransformers
     >>> from langchain_openai import ChatOpenAI
-    >>> llm = ChatHybrid(local=ChatTransformers(), cloud=ChatOpenAI(model="gpt-4o"))
+    >>> cloud = ChatOpenAI(model="gpt-4o")  # needs OPENAI_API_KEY  # doctest: +SKIP
+    >>> llm = ChatHybrid(local=ChatTransformers(), cloud=cloud)  # doctest: +SKIP
     >>> answer = llm.invoke("What is the capital of France?")  # doctest: +SKIP
     >>> answer.response_metadata["routing"]["tier"]  # doctest: +SKIP
     'local'
