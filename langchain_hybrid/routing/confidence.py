@@ -687,11 +687,8 @@ class MeanLogprobScorer(ConfidenceScorer):
         return stats.total / max(max_tokens, stats.n) < threshold
 
     def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        mean = stats.mean
-        return (
-            mean is not None
-            and stats.n >= self.early_min_tokens
-            and mean < threshold - self.early_margin
+        return _predicted_below(
+            stats.mean, stats.n, self.early_min_tokens, threshold, self.early_margin
         )
 
 
@@ -756,11 +753,12 @@ class QuantileLogprobScorer(ConfidenceScorer):
         return best is not None and best < threshold
 
     def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        value = _quantile(stats.sorted, self.q)
-        return (
-            value is not None
-            and stats.n >= self.early_min_tokens
-            and value < threshold - self.early_margin
+        return _predicted_below(
+            _quantile(stats.sorted, self.q),
+            stats.n,
+            self.early_min_tokens,
+            threshold,
+            self.early_margin,
         )
 
 
@@ -794,11 +792,8 @@ class MarginScorer(ConfidenceScorer):
         return stats.margin
 
     def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        margin = stats.margin
-        return (
-            margin is not None
-            and stats.margin_n >= self.early_min_tokens
-            and margin < threshold - self.early_margin
+        return _predicted_below(
+            stats.margin, stats.margin_n, self.early_min_tokens, threshold, self.early_margin
         )
 
 
@@ -847,7 +842,14 @@ class CombinedScorer(ConfidenceScorer):
         if stats.n < self.early_min_tokens:
             return False
         value = self._raw_score(stats, stats.features(hedge=False))
-        return value is not None and value < threshold - self.early_margin
+        return _predicted_below(value, stats.n, self.early_min_tokens, threshold, self.early_margin)
+
+
+def _predicted_below(
+    value: float | None, seen: int, min_tokens: int, threshold: float, margin: float
+) -> bool:
+    """Predict escalation: enough tokens seen and ``value`` below ``threshold - margin``."""
+    return value is not None and seen >= min_tokens and value < threshold - margin
 
 
 class RunningConfidence:
