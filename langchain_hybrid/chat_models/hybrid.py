@@ -19,6 +19,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
@@ -1061,10 +1062,7 @@ def _chunk_of(message: BaseMessage) -> AIMessageChunk:
 def _merge(chunks: list[AIMessageChunk]) -> AIMessage:
     if not chunks:
         return AIMessage(content="")
-    merged = chunks[0]
-    for chunk in chunks[1:]:
-        merged = merged + chunk
-    message = message_chunk_to_message(merged)
+    message = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
     assert isinstance(message, AIMessage)
     return message
 

@@ -14,6 +14,7 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -473,21 +474,8 @@ class ChatTransformers(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         if self.streaming:
-            chunks = list(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
-            merged = chunks[0]
-            for chunk in chunks[1:]:
-                merged += chunk
-            return ChatResult(
-                generations=[
-                    ChatGeneration(
-                        message=AIMessage(
-                            content=merged.message.content,
-                            response_metadata=merged.message.response_metadata,
-                            usage_metadata=getattr(merged.message, "usage_metadata", None),
-                        ),
-                        generation_info=merged.generation_info,
-                    )
-                ]
+            return generate_from_stream(
+                self._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
             )
         request = self._request(messages, stop, kwargs, streaming=False)
         return self._chat_result(self._with_retries(request))

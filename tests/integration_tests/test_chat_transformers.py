@@ -251,3 +251,13 @@ def test_unicode_output_is_whole_characters(local_llm: ChatTransformers) -> None
     assert "café" in str(message.content).lower()
     streamed = _stream_sum(local_llm, "Write the word café and a snowman emoji.", max_tokens=32)
     assert streamed.content == message.content
+
+
+def test_streaming_flag_invoke_equals_invoke(local_llm: ChatTransformers) -> None:
+    plain = local_llm.invoke(PROMPTS[0])
+    streamed = ChatTransformers(max_tokens=48, streaming=True).invoke(PROMPTS[0])
+    assert isinstance(streamed, AIMessage)
+    assert streamed.content == plain.content
+    assert streamed.response_metadata["logprobs"] == plain.response_metadata["logprobs"]
+    assert streamed.response_metadata["finish_reason"] == "stop"
+    assert streamed.usage_metadata == plain.usage_metadata
