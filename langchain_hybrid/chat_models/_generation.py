@@ -24,8 +24,7 @@ from typing import Any
 
 from langchain_hybrid._models import LoadedModel
 from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
-
-LogprobEntry = dict[str, Any]
+from langchain_hybrid.logprobs import TokenLogprob, TopLogprob
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class GenerationResult:
     """What one request produced."""
 
     text: str
-    logprobs: list[LogprobEntry]
+    logprobs: list[TokenLogprob]
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
@@ -56,7 +55,7 @@ class TextDelta:
     """A piece of streamed output: text, the log-prob entries of its tokens, and the end marker."""
 
     text: str
-    logprobs: list[LogprobEntry]
+    logprobs: list[TokenLogprob]
     result: GenerationResult | None = None
 
 
@@ -109,7 +108,7 @@ class _Row:
         self.request = request
         self.engine = engine
         self.text = ""
-        self.entries: list[LogprobEntry] = []
+        self.entries: list[TokenLogprob] = []
         self.starts: list[int] = []
         self.completion_tokens = 0
         self.emitted_tokens = 0
@@ -137,12 +136,12 @@ class _Row:
         piece = self.assembler.feed(data)
         self.starts.append(len(self.text))
         self.entries.append(
-            {
-                "token": data.decode("utf-8", errors="replace"),
-                "logprob": logprob,
-                "bytes": list(data),
-                "top_logprobs": [engine.top_entry(tid, lp) for tid, lp in top],
-            }
+            TokenLogprob(
+                token=data.decode("utf-8", errors="replace"),
+                logprob=logprob,
+                bytes=list(data),
+                top_logprobs=[engine.top_entry(tid, lp) for tid, lp in top],
+            )
         )
         before = len(self.text)
         self.text += piece
@@ -265,14 +264,12 @@ class GenerationEngine:
         self._worker: threading.Thread | None = None
         self._closed = False
 
-    def top_entry(self, token_id: int, logprob: float) -> LogprobEntry:
+    def top_entry(self, token_id: int, logprob: float) -> TopLogprob:
         """Build one ``top_logprobs`` entry."""
         data = self.token_bytes(token_id)
-        return {
-            "token": data.decode("utf-8", errors="replace"),
-            "logprob": logprob,
-            "bytes": list(data),
-        }
+        return TopLogprob(
+            token=data.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(data)
+        )
 
     def submit(self, request: GenerationRequest) -> GenerationRequest:
         """Queue a request; returns it so the caller can ``wait()`` or ``iter_deltas()``."""

@@ -36,12 +36,12 @@ from langchain_hybrid.errors import (
     InvalidMessagesError,
     UnsupportedCallOptionError,
 )
+from langchain_hybrid.logprobs import logprob_entries, message_logprobs
 from langchain_hybrid.routing.confidence import (
     Confidence,
     ConfidenceScorer,
     MeanLogprobScorer,
     RunningConfidence,
-    logprob_entries,
 )
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.policy import RoutingContext, RoutingPolicy, RuleOutcome
@@ -49,7 +49,6 @@ from langchain_hybrid.routing.surfaces import (
     achild_callbacks,
     apublish,
     child_callbacks,
-    message_logprobs,
     message_text,
     model_name_of,
     priced,

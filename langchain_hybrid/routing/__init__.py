@@ -1,7 +1,12 @@
 """Routing: confidence scorers, policies, decisions and the generic confidence gate."""
 
-from langchain_hybrid.routing.confidence import (
+from langchain_hybrid.logprobs import (
     ChatLogprobs,
+    TokenLogprob,
+    TopLogprob,
+    logprob_entries,
+)
+from langchain_hybrid.routing.confidence import (
     CombinedScorer,
     Confidence,
     ConfidenceScorer,
@@ -11,11 +16,8 @@ from langchain_hybrid.routing.confidence import (
     MinLogprobScorer,
     QuantileLogprobScorer,
     RunningConfidence,
-    TokenLogprob,
-    TopLogprob,
     available_scorers,
     compute_features,
-    logprob_entries,
     register_scorer,
     scorer_from_config,
 )

@@ -32,38 +32,30 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, cast
 
-from typing_extensions import TypedDict
+from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, TokenLogprob, logprob_entries
 
 __all__ = [
     "DEFAULT_HEDGE_PHRASES",
     "DEFAULT_UNKNOWN_TOKENS",
     "FEATURE_NAMES",
     "FORCED_LOW_REASONS",
-    "LOGPROB_FLOOR",
-    "ChatLogprobs",
     "CombinedScorer",
     "Confidence",
     "ConfidenceScorer",
     "ForcedLowReason",
     "HedgeDetector",
     "HopelessReason",
-    "LogprobsLike",
     "MarginScorer",
     "MeanLogprobScorer",
     "MinLogprobScorer",
     "QuantileLogprobScorer",
     "RunningConfidence",
-    "TokenLogprob",
-    "TopLogprob",
     "available_scorers",
     "compute_features",
-    "logprob_entries",
     "register_scorer",
     "scorer_from_config",
 ]
 
-#: Lowest log-prob kept; ``-inf`` and NaN become this value so every number stays JSON-safe.
-LOGPROB_FLOOR = -100.0
 _MAX_FLOAT = 1e300
 
 #: Names of the features :func:`compute_features` may return (``margin`` and the log-prob
@@ -106,134 +98,6 @@ DEFAULT_HEDGE_PHRASES: tuple[str, ...] = (
     "I do not have",
     "as an AI",
 )
-
-
-class TopLogprob(TypedDict):
-    """One alternative token at a position (OpenAI ``top_logprobs`` item).
-
-    Example:
-        >>> TopLogprob(token="Paris", logprob=-0.1, bytes=None)["logprob"]
-        -0.1
-    """
-
-    token: str
-    logprob: float
-    bytes: list[int] | None
-
-
-class TokenLogprob(TypedDict):
-    """One generated token with its log-prob (OpenAI ``logprobs.content`` item).
-
-    Example:
-        >>> TokenLogprob(token="Hi", logprob=-0.2, bytes=[72, 105], top_logprobs=[])["token"]
-        'Hi'
-    """
-
-    token: str
-    logprob: float
-    bytes: list[int] | None
-    top_logprobs: list[TopLogprob]
-
-
-class ChatLogprobs(TypedDict, total=False):
-    """The ``logprobs`` object of a chat completion.
-
-    Example:
-        >>> ChatLogprobs(content=[]).get("content")
-        []
-    """
-
-    content: list[TokenLogprob] | None
-    refusal: list[TokenLogprob] | None
-
-
-#: What scorers accept: a :class:`ChatLogprobs` mapping, the bare list of entries, or None.
-LogprobsLike = Mapping[str, Any] | Sequence[Any] | None
-
-
-def _clean_logprob(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: 'logprob' must be a number, got {value!r}")
-    x = float(value)
-    if math.isnan(x) or x < LOGPROB_FLOOR:
-        return LOGPROB_FLOOR
-    return min(x, 0.0)
-
-
-def _as_mapping(obj: object) -> Mapping[str, Any] | None:
-    if isinstance(obj, Mapping):
-        return obj
-    dump = getattr(obj, "model_dump", None)  # e.g. OpenAI SDK pydantic objects
-    if callable(dump):
-        dumped = dump()
-        if isinstance(dumped, Mapping):
-            return dumped
-    return None
-
-
-def _clean_bytes(value: object) -> list[int] | None:
-    if isinstance(value, (list, tuple)):
-        return [int(b) for b in value]
-    return None
-
-
-def logprob_entries(logprobs: LogprobsLike) -> list[TokenLogprob]:
-    """Return the normalised per-token entries of ``logprobs``.
-
-    Accepts a :class:`ChatLogprobs` mapping (``{"content": [...]}``), the bare list of entries,
-    or None (no log-probs: returns ``[]``). Every returned entry has all four keys;
-    log-probs are clamped to ``[LOGPROB_FLOOR, 0.0]`` (``-inf`` and NaN become the floor).
-    Raises ``ValueError`` for an entry without a numeric ``logprob`` and ``TypeError`` for an
-    input of another shape.
-
-    Example:
-        >>> logprob_entries({"content": [{"token": "a", "logprob": float("-inf")}]})
-        [{'token': 'a', 'logprob': -100.0, 'bytes': None, 'top_logprobs': []}]
-        >>> logprob_entries(None)
-        []
-    """
-    if logprobs is None:
-        return []
-    raw: object
-    mapping = _as_mapping(logprobs)
-    if mapping is not None:
-        raw = mapping.get("content")
-        if raw is None:
-            return []
-    else:
-        raw = logprobs
-    if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
-        raise TypeError(
-            "log-probs must be {'content': [...]}, a list of token entries, or None; "
-            f"got {type(logprobs).__name__}"
-        )
-    out: list[TokenLogprob] = []
-    for i, item in enumerate(raw):
-        entry = _as_mapping(item)
-        where = f"log-prob entry {i}"
-        if entry is None or "logprob" not in entry:
-            raise ValueError(f"{where} is not a mapping with a 'logprob' key: {item!r:.100}")
-        tops: list[TopLogprob] = []
-        for j, top_item in enumerate(entry.get("top_logprobs") or ()):
-            top = _as_mapping(top_item)
-            if top is None or "logprob" not in top:
-                raise ValueError(f"{where}, top_logprobs[{j}] has no 'logprob': {top_item!r:.100}")
-            tops.append(
-                TopLogprob(
-                    token=str(top.get("token") or ""),
-                    logprob=_clean_logprob(top["logprob"], f"{where}, top_logprobs[{j}]"),
-                    bytes=_clean_bytes(top.get("bytes")),
-                )
-            )
-        out.append(
-            TokenLogprob(
-                token=str(entry.get("token") or ""),
-                logprob=_clean_logprob(entry["logprob"], where),
-                bytes=_clean_bytes(entry.get("bytes")),
-                top_logprobs=tops,
-            )
-        )
-    return out
 
 
 def _finite(x: float) -> float:

@@ -17,12 +17,12 @@ from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict, model_validator
 
 from langchain_hybrid.costs import PriceTable
+from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import Confidence, ConfidenceScorer, MeanLogprobScorer
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.policy import RoutingPolicy
 from langchain_hybrid.routing.surfaces import (
     apublish,
-    message_logprobs,
     message_text,
     model_name_of,
     priced,

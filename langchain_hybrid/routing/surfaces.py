@@ -52,11 +52,6 @@ SyncRunManager = CallbackManagerForLLMRun | CallbackManagerForChainRun
 AsyncRunManager = AsyncCallbackManagerForLLMRun | AsyncCallbackManagerForChainRun
 
 
-def message_logprobs(message: BaseMessage) -> Any:
-    """Return the OpenAI-shaped log-probs an answer carries (None when it has none)."""
-    return message.response_metadata.get("logprobs")
-
-
 def message_text(message: BaseMessage) -> str:
     """Return the text to score: the content, or the tool calls when there is no text."""
     text = message.text if isinstance(message.text, str) else str(message.content)
