@@ -19,12 +19,14 @@ from langchain_hybrid.errors import (
     InvalidMessagesError,
     LangChainHybridError,
     ModelNotAvailableError,
+    PolicyError,
     UnsupportedCallOptionError,
 )
 from langchain_hybrid.routing import (
     CombinedScorer,
     Confidence,
     ConfidenceScorer,
+    EarlyEscalation,
     ForceCloudRule,
     ForceLocalRule,
     HedgeDetector,
@@ -32,10 +34,10 @@ from langchain_hybrid.routing import (
     MaxLocalContextRule,
     MeanLogprobScorer,
     MinLogprobScorer,
-    PolicyError,
     QuantileLogprobScorer,
     RouteDecision,
     RoutingPolicy,
+    Verdict,
 )
 from langchain_hybrid.routing.gate import ConfidenceGate
 from langchain_hybrid.routing.stats import RoutingStatsHandler
@@ -52,6 +54,7 @@ __all__ = [
     "ConfidenceGate",
     "ConfidenceScorer",
     "ContextWindowExceededError",
+    "EarlyEscalation",
     "ForceCloudRule",
     "ForceLocalRule",
     "HedgeDetector",
@@ -70,5 +73,6 @@ __all__ = [
     "RoutingPolicy",
     "RoutingStatsHandler",
     "UnsupportedCallOptionError",
+    "Verdict",
     "__version__",
 ]

@@ -2,8 +2,10 @@
 
 :class:`PriceTable` maps model names to :class:`ModelPrice` (USD per 1M input / output
 tokens) and matches by longest prefix, so dated snapshots ("gpt-4o-2024-08-06") take the
-price of their family ("gpt-4o"). Models not in the table (e.g. local models) cost 0.0;
-:meth:`PriceTable.cost_of` logs one warning per unknown model name.
+price of their family ("gpt-4o"). :meth:`PriceTable.cost_of` prices a cloud call and logs
+one warning per model it has no price for (counting it as 0.0);
+:meth:`PriceTable.local_cost_of` prices a local call, where a missing price means free.
+:func:`token_usage` reads the token counts an answer message reports.
 
 Example:
     >>> table = PriceTable.default()
@@ -21,7 +23,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_PRICES", "PRICES_AS_OF", "ModelPrice", "PriceTable", "cost_of"]
+from langchain_core.messages import BaseMessage
+
+__all__ = ["DEFAULT_PRICES", "PRICES_AS_OF", "ModelPrice", "PriceTable", "token_usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +99,8 @@ class PriceTable(Mapping[str, ModelPrice]):
     """Model name -> :class:`ModelPrice`, with longest-prefix lookup.
 
     It is a read-only mapping keyed by the exact names it was built with; use
-    :meth:`lookup` / :meth:`cost_of` for prefix matching. Unknown models cost 0.0.
+    :meth:`lookup` / :meth:`cost_of` for prefix matching. Unknown models cost 0.0, with one
+    warning per table and model name from :meth:`cost_of`.
 
     Example:
         >>> table = PriceTable({"my-model": ModelPrice(1.0, 1.0)})
@@ -167,12 +172,22 @@ class PriceTable(Mapping[str, ModelPrice]):
             if model_name not in self._warned:
                 self._warned.add(model_name)
                 logger.warning(
-                    "no price known for model %r; counting its cost as 0.0 "
-                    "(add it to the PriceTable to count it)",
-                    model_name,
+                    "no price known for model %r; counting its cost as 0.0 (pass "
+                    "prices=PriceTable.default().merged({name: ModelPrice(...)}) to count it)",
+                    model_name or "(the answer names no model)",
                 )
             return 0.0
         return price.cost(input_tokens, output_tokens)
+
+    def local_cost_of(self, model_name: str, input_tokens: int, output_tokens: int) -> float:
+        """Return the USD cost of a local call: 0.0, without a warning, when unpriced.
+
+        Example:
+            >>> PriceTable.default().local_cost_of("SmolLM2-135M-Instruct", 100, 100)
+            0.0
+        """
+        price = self.lookup(model_name)
+        return 0.0 if price is None else price.cost(input_tokens, output_tokens)
 
     def merged(self, other: Mapping[str, ModelPrice]) -> PriceTable:
         """Return a new table with ``other``'s prices added (overriding same names).
@@ -215,24 +230,16 @@ class PriceTable(Mapping[str, ModelPrice]):
         return cls(prices)
 
 
-_DEFAULT_TABLE: PriceTable | None = None
-
-
-def cost_of(
-    model_name: str,
-    input_tokens: int,
-    output_tokens: int,
-    table: PriceTable | None = None,
-) -> float:
-    """Return the USD cost of a call using ``table`` (default: a shared default table).
+def token_usage(message: BaseMessage | None) -> tuple[int, int]:
+    """Return ``(input tokens, output tokens)`` an answer reports; zeros when it reports none.
 
     Example:
-        >>> cost_of("gpt-4o", 2_000, 1_000)
-        0.015
+        >>> from langchain_core.messages import AIMessage
+        >>> token_usage(AIMessage("hi", usage_metadata={
+        ...     "input_tokens": 3, "output_tokens": 1, "total_tokens": 4}))
+        (3, 1)
     """
-    global _DEFAULT_TABLE
-    if table is None:
-        if _DEFAULT_TABLE is None:
-            _DEFAULT_TABLE = PriceTable.default()
-        table = _DEFAULT_TABLE
-    return table.cost_of(model_name, input_tokens, output_tokens)
+    usage = getattr(message, "usage_metadata", None) if message is not None else None
+    if not usage:
+        return 0, 0
+    return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))

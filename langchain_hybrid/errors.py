@@ -7,6 +7,19 @@ class LangChainHybridError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class PolicyError(LangChainHybridError, ValueError):
+    """A routing policy (or its file) is invalid; the message says what is wrong and what to do.
+
+    Example:
+        >>> from langchain_hybrid import RoutingPolicy
+        >>> try:
+        ...     RoutingPolicy.from_dict({"format_version": 99, "threshold": -1.0})
+        ... except PolicyError as e:
+        ...     print(str(e).split(";")[0])
+        policy format_version 99 is not supported (this langchain-hybrid reads 1 and 2)
+    """
+
+
 class ModelNotAvailableError(LangChainHybridError, RuntimeError):
     """The requested local model cannot be found or loaded."""
 

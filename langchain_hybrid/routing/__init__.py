@@ -1,4 +1,4 @@
-"""Routing: confidence scorers, policies, decisions and the generic confidence gate."""
+"""Routing: the policy, its rules and scorers, the route of one call, and its decision."""
 
 from langchain_hybrid.logprobs import (
     ChatLogprobs,
@@ -10,6 +10,7 @@ from langchain_hybrid.routing.confidence import (
     CombinedScorer,
     Confidence,
     ConfidenceScorer,
+    EarlyEscalation,
     HedgeDetector,
     MarginScorer,
     MeanLogprobScorer,
@@ -23,24 +24,31 @@ from langchain_hybrid.routing.confidence import (
 )
 from langchain_hybrid.routing.decision import ROUTE_REASONS, RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.policy import (
+    AnswerWatch,
+    PolicyError,
+    RoutingPolicy,
+    Verdict,
+)
+from langchain_hybrid.routing.rules import (
     ForceCloudRule,
     ForceLocalRule,
     MaxLocalContextRule,
-    PolicyError,
     PolicyRule,
     RoutingContext,
-    RoutingPolicy,
     RuleOutcome,
+    available_rules,
     register_rule,
     rule_from_dict,
 )
 
 __all__ = [
     "ROUTE_REASONS",
+    "AnswerWatch",
     "ChatLogprobs",
     "CombinedScorer",
     "Confidence",
     "ConfidenceScorer",
+    "EarlyEscalation",
     "ForceCloudRule",
     "ForceLocalRule",
     "HedgeDetector",
@@ -60,6 +68,8 @@ __all__ = [
     "Tier",
     "TokenLogprob",
     "TopLogprob",
+    "Verdict",
+    "available_rules",
     "available_scorers",
     "compute_features",
     "logprob_entries",

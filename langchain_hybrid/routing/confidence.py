@@ -32,11 +32,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, cast
 
+from langchain_hybrid._registry import Registry
 from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, TokenLogprob, logprob_entries
 
 __all__ = [
     "DEFAULT_HEDGE_PHRASES",
     "DEFAULT_UNKNOWN_TOKENS",
+    "EarlyEscalation",
     "FEATURE_NAMES",
     "FORCED_LOW_REASONS",
     "CombinedScorer",
@@ -315,7 +317,7 @@ def compute_features(
 
 
 _S = TypeVar("_S", bound="ConfidenceScorer")
-_REGISTRY: dict[str, type[ConfidenceScorer]] = {}
+_SCORERS: Registry[ConfidenceScorer] = Registry("name", "scorer")
 
 
 def register_scorer(cls: type[_S]) -> type[_S]:
@@ -328,14 +330,7 @@ def register_scorer(cls: type[_S]) -> type[_S]:
         >>> register_scorer(MinLogprobScorer) is MinLogprobScorer
         True
     """
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{cls.__name__} needs a non-empty class attribute 'name'")
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"a scorer named {name!r} is already registered ({existing.__name__})")
-    _REGISTRY[name] = cls
-    return cls
+    return _SCORERS.register(cls)
 
 
 def available_scorers() -> tuple[str, ...]:
@@ -345,7 +340,7 @@ def available_scorers() -> tuple[str, ...]:
         >>> "mean_logprob" in available_scorers()
         True
     """
-    return tuple(sorted(_REGISTRY))
+    return _SCORERS.names()
 
 
 def scorer_from_config(config: Mapping[str, Any] | str) -> ConfidenceScorer:
@@ -369,11 +364,10 @@ def scorer_from_config(config: Mapping[str, Any] | str) -> ConfidenceScorer:
             f"scorer config has unknown key(s) {sorted(unknown_keys)}; expected 'name' and 'params'"
         )
     name = config.get("name")
-    cls = _REGISTRY.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"unknown scorer {name!r}; known scorers: {', '.join(available_scorers())}"
-        )
+    try:
+        cls = _SCORERS.get(name)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
     params = config.get("params") or {}
     if not isinstance(params, Mapping):
         raise ValueError(f"scorer {name!r}: 'params' must be a mapping, got {params!r}")
@@ -388,8 +382,8 @@ class ConfidenceScorer(ABC):
     treats an empty answer as ``forced_low="empty"`` and missing log-probs as
     ``forced_low="no_logprobs"``. Forced reasons have the priority empty > unknown_token >
     hedge > no_logprobs. Subclasses set ``name`` and implement :meth:`_raw_score`; they may
-    refine early escalation with :meth:`_bound_hopeless` (exact) and
-    :meth:`_predict_hopeless` (heuristic).
+    give early escalation an exact bound with :meth:`_bound_hopeless`. The prediction rule
+    of early escalation is the same for every scorer (see :class:`EarlyEscalation`).
 
     Example:
         >>> s = MinLogprobScorer()
@@ -416,9 +410,20 @@ class ConfidenceScorer(ABC):
         """Return True only if no continuation can end at or above ``threshold``."""
         return False
 
-    def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        """Return True if the answer is predicted (not proven) to end below ``threshold``."""
-        return False
+    def _evidence(self, stats: _Stats) -> int:
+        """How many tokens informed the score so far (tokens with alternatives for margins)."""
+        return stats.n
+
+    def _predict_hopeless(self, stats: _Stats, threshold: float, early: EarlyEscalation) -> bool:
+        """Predict (not prove) that the answer ends below ``threshold``.
+
+        True once ``early.min_tokens`` tokens informed the score and the running score is
+        below ``threshold - early.margin``.
+        """
+        if self._evidence(stats) < early.min_tokens:
+            return False
+        value = self._raw_score(stats, stats.features(hedge=False))
+        return value is not None and value < threshold - early.margin
 
     def _confidence(self, stats: _Stats, text: str) -> Confidence:
         phrase = self.hedge.find(text)
@@ -453,7 +458,12 @@ class ConfidenceScorer(ABC):
             stats.add(entry)
         return self._confidence(stats, text or "".join(stats.tokens))
 
-    def running(self, threshold: float, max_tokens: int | None = None) -> RunningConfidence:
+    def running(
+        self,
+        threshold: float,
+        max_tokens: int | None = None,
+        early: EarlyEscalation | None = None,
+    ) -> RunningConfidence:
         """Start incremental scoring for early escalation; see :class:`RunningConfidence`.
 
         Example:
@@ -462,7 +472,7 @@ class ConfidenceScorer(ABC):
             >>> r.hopeless, r.hopeless_reason
             (True, 'below_threshold')
         """
-        return RunningConfidence(self, threshold, max_tokens)
+        return RunningConfidence(self, threshold, max_tokens, early)
 
     def to_config(self) -> dict[str, Any]:
         """Return ``{"name": ..., "params": {...}}`` (JSON-safe); see :func:`scorer_from_config`.
@@ -490,8 +500,8 @@ class ConfidenceScorer(ABC):
         """Build this scorer from the ``params`` of :meth:`to_config`.
 
         Example:
-            >>> MeanLogprobScorer.from_params({"early_min_tokens": 4}).early_min_tokens
-            4
+            >>> QuantileLogprobScorer.from_params({"q": 0.25}).q
+            0.25
         """
         kwargs = dict(params)
         if "hedge_phrases" in kwargs:
@@ -510,23 +520,14 @@ class ConfidenceScorer(ABC):
             raise ValueError(f"bad parameters for scorer {cls.name!r}: {e}") from e
 
 
-def _check_early(min_tokens: int, margin: float) -> None:
-    if isinstance(min_tokens, bool) or not isinstance(min_tokens, int) or min_tokens < 1:
-        raise ValueError(f"early_min_tokens must be an int >= 1, got {min_tokens!r}")
-    if not math.isfinite(margin) or margin < 0:
-        raise ValueError(f"early_margin must be a finite number >= 0, got {margin!r}")
-
-
 @register_scorer
 @dataclass(frozen=True)
 class MeanLogprobScorer(ConfidenceScorer):
     """Mean token log-prob of the answer: the paper's confidence signal.
 
     Early escalation: with ``max_tokens`` M the best final mean is ``sum/M`` (pad with
-    log-prob-0 tokens), an exact but loose bound that is always checked. Besides, once at
-    least ``early_min_tokens`` tokens were seen and the running mean is below
-    ``threshold - early_margin``, the answer is declared hopeless: this is a *prediction*,
-    not a bound (reason ``"predicted_below_threshold"``).
+    log-prob-0 tokens), an exact but loose bound that is always checked; the policy's
+    :class:`EarlyEscalation` prediction comes on top of it.
 
     Example:
         >>> MeanLogprobScorer().score([{"token": "a", "logprob": -1.0},
@@ -535,12 +536,6 @@ class MeanLogprobScorer(ConfidenceScorer):
     """
 
     name: ClassVar[str] = "mean_logprob"
-    early_min_tokens: int = 8
-    early_margin: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_early(self.early_min_tokens, self.early_margin)
 
     def _raw_score(self, stats: _Stats, features: Mapping[str, float]) -> float | None:
         return stats.mean
@@ -549,11 +544,6 @@ class MeanLogprobScorer(ConfidenceScorer):
         if max_tokens is None or stats.n == 0:
             return False
         return stats.total / max(max_tokens, stats.n) < threshold
-
-    def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        return _predicted_below(
-            stats.mean, stats.n, self.early_min_tokens, threshold, self.early_margin
-        )
 
 
 @register_scorer
@@ -584,9 +574,7 @@ class QuantileLogprobScorer(ConfidenceScorer):
     """The ``q``-quantile of token log-probs (linear interpolation; q=0 is the minimum).
 
     Early escalation: with ``max_tokens`` the exact bound pads the answer with log-prob-0
-    tokens; without it only ``q == 0`` is exact. Like :class:`MeanLogprobScorer` it also
-    predicts hopelessness after ``early_min_tokens`` when the running quantile is below
-    ``threshold - early_margin``.
+    tokens; without it only ``q == 0`` is exact.
 
     Example:
         >>> lps = [{"token": str(i), "logprob": -float(i)} for i in range(11)]
@@ -596,14 +584,11 @@ class QuantileLogprobScorer(ConfidenceScorer):
 
     name: ClassVar[str] = "quantile_logprob"
     q: float = 0.1
-    early_min_tokens: int = 8
-    early_margin: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.q, bool) or not isinstance(self.q, (int, float)) or not 0 <= self.q <= 1:
             raise ValueError(f"q must be a number in [0, 1], got {self.q!r}")
-        _check_early(self.early_min_tokens, self.early_margin)
 
     def _raw_score(self, stats: _Stats, features: Mapping[str, float]) -> float | None:
         return _quantile(stats.sorted, self.q)
@@ -616,15 +601,6 @@ class QuantileLogprobScorer(ConfidenceScorer):
         best = _quantile(stats.sorted, self.q, extra_zeros=max(0, max_tokens - stats.n))
         return best is not None and best < threshold
 
-    def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        return _predicted_below(
-            _quantile(stats.sorted, self.q),
-            stats.n,
-            self.early_min_tokens,
-            threshold,
-            self.early_margin,
-        )
-
 
 @register_scorer
 @dataclass(frozen=True)
@@ -632,8 +608,7 @@ class MarginScorer(ConfidenceScorer):
     """Mean gap between the top-1 and top-2 alternatives (needs ``top_logprobs`` >= 2).
 
     Without such alternatives the confidence is ``forced_low="no_logprobs"``. Early
-    escalation is a prediction only (after ``early_min_tokens`` tokens with alternatives,
-    running margin below ``threshold - early_margin``).
+    escalation has no exact bound; its prediction counts only tokens with alternatives.
 
     Example:
         >>> e = {"token": "a", "logprob": -0.1,
@@ -645,20 +620,12 @@ class MarginScorer(ConfidenceScorer):
     """
 
     name: ClassVar[str] = "margin"
-    early_min_tokens: int = 8
-    early_margin: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_early(self.early_min_tokens, self.early_margin)
 
     def _raw_score(self, stats: _Stats, features: Mapping[str, float]) -> float | None:
         return stats.margin
 
-    def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        return _predicted_below(
-            stats.margin, stats.margin_n, self.early_min_tokens, threshold, self.early_margin
-        )
+    def _evidence(self, stats: _Stats) -> int:
+        return stats.margin_n
 
 
 @register_scorer
@@ -668,7 +635,7 @@ class CombinedScorer(ConfidenceScorer):
 
     Weight keys must be names from ``FEATURE_NAMES``; if a weighted feature is missing
     (e.g. ``margin`` without ``top_logprobs``) the confidence is ``forced_low="no_logprobs"``.
-    Early escalation is a prediction only, as for :class:`MeanLogprobScorer`.
+    Early escalation has no exact bound, only the policy's prediction.
 
     Example:
         >>> s = CombinedScorer({"mean_logprob": 1.0, "min_logprob": 0.5}, bias=0.1)
@@ -679,8 +646,6 @@ class CombinedScorer(ConfidenceScorer):
     name: ClassVar[str] = "combined"
     weights: dict[str, float]
     bias: float = 0.0
-    early_min_tokens: int = 8
-    early_margin: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -695,25 +660,59 @@ class CombinedScorer(ConfidenceScorer):
             raise ValueError("weights and bias must be finite numbers")
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "bias", float(self.bias))
-        _check_early(self.early_min_tokens, self.early_margin)
 
     def _raw_score(self, stats: _Stats, features: Mapping[str, float]) -> float | None:
         if any(k not in features for k in self.weights):
             return None
         return self.bias + sum(w * features[k] for k, w in self.weights.items())
 
-    def _predict_hopeless(self, stats: _Stats, threshold: float) -> bool:
-        if stats.n < self.early_min_tokens:
-            return False
-        value = self._raw_score(stats, stats.features(hedge=False))
-        return _predicted_below(value, stats.n, self.early_min_tokens, threshold, self.early_margin)
 
+@dataclass(frozen=True)
+class EarlyEscalation:
+    """When local generation may stop before the answer is finished (a policy setting).
 
-def _predicted_below(
-    value: float | None, seen: int, min_tokens: int, threshold: float, margin: float
-) -> bool:
-    """Predict escalation: enough tokens seen and ``value`` below ``threshold - margin``."""
-    return value is not None and seen >= min_tokens and value < threshold - margin
+    While the local answer streams, it stops as soon as it cannot pass: an unknown token or
+    a hedging phrase appears, the scorer's exact bound says the threshold is out of reach,
+    or, a *prediction*, ``min_tokens`` tokens informed the score and the running score is
+    below ``threshold - margin``. ``enabled=False`` lets every local answer finish.
+
+    Example:
+        >>> EarlyEscalation(min_tokens=4).to_dict()
+        {'enabled': True, 'min_tokens': 4, 'margin': 0.5}
+        >>> EarlyEscalation.from_dict({"enabled": False}).enabled
+        False
+    """
+
+    enabled: bool = True
+    min_tokens: int = 8
+    margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"enabled must be True or False, got {self.enabled!r}")
+        n = self.min_tokens
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"min_tokens must be an int >= 1, got {n!r}")
+        m = self.margin
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
+            raise ValueError(f"margin must be a finite number >= 0, got {m!r}")
+        object.__setattr__(self, "margin", float(m))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-safe dict written to policy files."""
+        return {"enabled": self.enabled, "min_tokens": self.min_tokens, "margin": self.margin}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EarlyEscalation:
+        """Build from :meth:`to_dict` output (missing keys take their defaults)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"early escalation must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"enabled", "min_tokens", "margin"})
+        if unknown:
+            raise ValueError(
+                f"unknown early-escalation key(s) {unknown}; allowed: enabled, min_tokens, margin"
+            )
+        return cls(**data)
 
 
 class RunningConfidence:
@@ -723,7 +722,8 @@ class RunningConfidence:
     becomes True (and stays True) as soon as the answer should be escalated without
     finishing it. ``hopeless_reason`` says why: ``"unknown_token"``, ``"hedge"`` and
     ``"below_threshold"`` are exact (the finished answer would be escalated anyway);
-    ``"predicted_below_threshold"`` is the scorer's heuristic prediction (see ``exact``).
+    ``"predicted_below_threshold"`` is the prediction of ``early`` (see ``exact``). Whether
+    generation really stops is the policy's call (``early.enabled``).
 
     Example:
         >>> r = MeanLogprobScorer().running(threshold=-0.6, max_tokens=64)
@@ -736,7 +736,11 @@ class RunningConfidence:
     """
 
     def __init__(
-        self, scorer: ConfidenceScorer, threshold: float, max_tokens: int | None = None
+        self,
+        scorer: ConfidenceScorer,
+        threshold: float,
+        max_tokens: int | None = None,
+        early: EarlyEscalation | None = None,
     ) -> None:
         if isinstance(threshold, bool) or not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
@@ -745,6 +749,7 @@ class RunningConfidence:
         self.scorer = scorer
         self.threshold = float(threshold)
         self.max_tokens = max_tokens
+        self.early = early if early is not None else EarlyEscalation()
         self._stats = _Stats(scorer.unknown_tokens)
         self._text = ""
         self._hedge_checked = 0
@@ -828,7 +833,7 @@ class RunningConfidence:
             self._reason = "hedge"
         elif self.scorer._bound_hopeless(self._stats, self.threshold, self.max_tokens):
             self._reason = "below_threshold"
-        elif self.scorer._predict_hopeless(self._stats, self.threshold):
+        elif self.scorer._predict_hopeless(self._stats, self.threshold, self.early):
             self._reason = "predicted_below_threshold"
 
     def confidence(self) -> Confidence:

@@ -11,9 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 __all__ = ["ROUTE_REASONS", "TIERS", "RouteDecision", "RouteReason", "Tier"]
@@ -36,6 +37,7 @@ RouteReason = Literal[
     "local_unsupported",
     "local_error",
     "truncated",
+    "unfinished",
 ]
 #: The closed set of routing reasons (see :class:`RouteDecision` for their meaning).
 ROUTE_REASONS: tuple[RouteReason, ...] = get_args(RouteReason)
@@ -93,12 +95,22 @@ class RouteDecision:
     ``local_error``       the local tier raised an error; sent to cloud
     ``truncated``         the local answer was cut off by its token limit
                           (``finish_reason="length"``); escalated
+    ``unfinished``        the local answer did not finish naturally (``timeout``,
+                          ``cancelled``: the policy's ``escalate_finish_reasons``);
+                          escalated
     ====================  ==========================================================
 
     ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud
     tier was asked after a local attempt; ``degraded`` is True when the cloud was wanted but
-    failed and the local answer was returned instead (``error`` holds the cloud error).
-    ``local_output_tokens`` counts local tokens spent, also on escalated requests.
+    failed and the local answer was returned instead. ``error`` says what failed: the cloud
+    error when degraded, else the local tier's error when it failed and the cloud answered.
+    ``local_output_tokens`` counts local tokens spent, also on escalated requests;
+    ``finish_reason`` is the local answer's, when there was one. ``usage`` is the token
+    usage of the call that produced the answer (``input_tokens``, ``output_tokens``,
+    ``total_tokens``), or None when that tier reported none. ``cached`` is True when the
+    answer came from LangChain's cache: nothing was called, nothing was spent
+    (``cost_usd`` 0, no latencies), and ``cost_avoided_usd`` is what the call would have
+    cost in the cloud.
     Non-finite numbers are clamped (NaN and -inf become -100.0, +inf 1e300) and the text
     fields are coerced with ``str`` (so ``error=exc`` works): ``json.dumps(d.as_dict())``
     always works.
@@ -127,6 +139,9 @@ class RouteDecision:
     local_output_tokens: int = 0
     rule: str | None = None
     error: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    cached: bool = False
 
     def __post_init__(self) -> None:
         check_route(self.tier, self.reason)
@@ -138,10 +153,14 @@ class RouteDecision:
             object.__setattr__(self, name, _optional(getattr(self, name), name))
         for name in ("cost_usd", "cost_avoided_usd"):
             object.__setattr__(self, name, _number(getattr(self, name), name))
-        for name in ("policy_version", "scorer", "rule", "error"):
+        for name in ("policy_version", "scorer", "rule", "error", "finish_reason"):
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else str(value))
-        for name in ("escalated", "degraded", "early_abort"):
+        if self.usage is not None:
+            if not isinstance(self.usage, Mapping):
+                raise ValueError(f"usage must be a mapping or None, got {self.usage!r}")
+            object.__setattr__(self, "usage", json.loads(json.dumps(dict(self.usage))))
+        for name in ("escalated", "degraded", "early_abort", "cached"):
             object.__setattr__(self, name, bool(getattr(self, name)))
         tokens = self.local_output_tokens
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
@@ -156,6 +175,28 @@ class RouteDecision:
             'local'
         """
         return asdict(self)
+
+    def as_cached(self) -> RouteDecision:
+        """Return this decision as replayed by a cache hit: nothing called, nothing spent.
+
+        The answer keeps its tier and reason; ``cached`` is True, the latencies are None,
+        ``cost_usd`` is 0 and ``cost_avoided_usd`` is what the call would have cost in the
+        cloud (its original cloud cost, or the cost a local answer avoided).
+
+        Example:
+            >>> d = RouteDecision("cloud", "low_confidence", escalated=True, cost_usd=0.002,
+            ...                   cloud_latency_s=0.9).as_cached()
+            >>> d.cached, d.cost_usd, d.cost_avoided_usd, d.cloud_latency_s
+            (True, 0.0, 0.002, None)
+        """
+        return replace(
+            self,
+            cached=True,
+            cost_usd=0.0,
+            cost_avoided_usd=self.cost_usd if self.tier == "cloud" else self.cost_avoided_usd,
+            local_latency_s=None,
+            cloud_latency_s=None,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteDecision:

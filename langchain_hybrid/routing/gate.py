@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -14,24 +15,28 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import AddableDict
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, Field
 
 from langchain_hybrid.costs import PriceTable
-from langchain_hybrid.logprobs import message_logprobs
-from langchain_hybrid.routing.confidence import Confidence, ConfidenceScorer, MeanLogprobScorer
-from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
-from langchain_hybrid.routing.policy import RoutingPolicy
-from langchain_hybrid.routing.surfaces import (
-    apublish,
-    message_text,
-    model_name_of,
-    priced,
-    publish,
-    with_routing,
+from langchain_hybrid.routing.confidence import ConfidenceScorer
+from langchain_hybrid.routing.decision import RouteDecision, Tier
+from langchain_hybrid.routing.policy import DEFAULT_THRESHOLD, RoutingPolicy
+from langchain_hybrid.routing.route import (
+    Route,
+    Routed,
+    adrive,
+    arun,
+    drive,
+    model_label,
+    route_flow,
+    run,
 )
+from langchain_hybrid.routing.rules import RoutingContext
+from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
 
-#: Threshold on the mean token log-prob used when neither ``threshold`` nor ``policy`` is given.
-DEFAULT_THRESHOLD = -0.6
+__all__ = ["DEFAULT_THRESHOLD", "ConfidenceGate", "find_message"]
+
+_RUN_NAMES: dict[Tier, str] = {"local": "primary", "cloud": "fallback"}
 
 
 def _message_key(output: Mapping[Any, Any], key: str | None = None) -> Any:
@@ -73,16 +78,20 @@ def find_message(output: Any, key: str | None = None) -> BaseMessage | None:
 class ConfidenceGate(RunnableSerializable[Any, Any]):
     """Run ``primary``; if its answer is not confident enough, run ``fallback`` instead.
 
-    The gate scores the primary output's log-probs (an ``AIMessage``, or a dict that
-    carries one, such as a RAG chain's ``{"context", "answer"}``) with the policy's
-    scorer, and returns it when the confidence reaches the threshold; otherwise it
-    runs ``fallback`` on the same input. If the fallback fails, the primary output is
-    returned with ``degraded=True``. The decision is the same :class:`RouteDecision`
-    as ChatHybrid's (tier "local" = primary, "cloud" = fallback): it is attached to
-    an ``AIMessage`` output's ``response_metadata["routing"]``, added as a
-    ``"routing"`` key to a dict output, sent as the ``hybrid_route`` callback event,
-    and written to the LangSmith run's metadata. The calls are child runs named
-    ``primary`` and ``fallback``.
+    The gate is the same route as ChatHybrid's (tier "local" = primary, "cloud" =
+    fallback), driven for any two runnables: the policy's pre-routing rules see the input
+    (a ``ForceLocalRule`` keeps it on the primary), the primary runs and its output's
+    answer message (an ``AIMessage``, or a dict that carries one, such as a RAG chain's
+    ``{"context", "answer"}``) is judged by the policy, and below the threshold the
+    fallback runs on the same input. If the primary fails, the fallback answers
+    (reason ``local_error``); if the fallback fails, the primary output is returned with
+    ``degraded=True``. The decision is attached to an ``AIMessage`` output's
+    ``response_metadata["routing"]``, added as a ``"routing"`` key to a dict output, sent
+    as the ``hybrid_route`` callback event, and written to the LangSmith run's metadata.
+    The calls are child runs named ``primary`` and ``fallback``.
+
+    ``threshold=`` and ``scorer=`` override the policy's (``routing_policy`` is the
+    policy in force).
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -104,23 +113,22 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     fallback: Runnable[Any, Any]
     """The runnable used when the primary answer is below the threshold."""
 
+    policy: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    """Every routing setting (scorer, threshold, rules, finish reasons)."""
+
     scorer: ConfidenceScorer | None = None
-    """Confidence scorer (default: mean token log-prob, or the policy's); overrides the
-    policy's when both are given."""
+    """Overrides the policy's scorer."""
 
     threshold: float | None = None
-    """Confidence threshold; overrides the policy's when both are given."""
-
-    policy: RoutingPolicy | None = None
-    """Scorer and threshold from calibration (pre-routing rules are not applied here)."""
+    """Overrides the policy's threshold."""
 
     message_key: str | None = None
     """Key of the answer message in a dict output (default: the first message value)."""
 
-    prices: PriceTable | None = None
-    """Prices for the decision's cost figures (default: the built-in table)."""
+    prices: PriceTable = Field(default_factory=PriceTable.default)
+    """Prices for the decision's cost figures."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     def __init__(
         self,
@@ -138,80 +146,34 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             "fallback": fallback,
             "scorer": scorer,
             "threshold": threshold,
-            "policy": policy,
             "message_key": message_key,
         }
+        if policy is not None:
+            values["policy"] = policy
         super().__init__(**values, **kwargs)
 
-    @model_validator(mode="after")
-    def _configure(self) -> ConfidenceGate:
-        if self.policy is None:
-            self.policy = RoutingPolicy(
-                threshold=self.threshold if self.threshold is not None else DEFAULT_THRESHOLD,
-                scorer=self.scorer or MeanLogprobScorer(),
-            )
-        elif self.threshold is not None or self.scorer is not None:
-            self.policy = RoutingPolicy(
-                threshold=self.threshold if self.threshold is not None else self.policy.threshold,
-                scorer=self.scorer or self.policy.scorer,
-                rules=list(self.policy.rules),
-                version=self.policy.version,
-                fitted_on=self.policy.fitted_on,
-            )
-        self.threshold = self.policy.threshold
-        self.scorer = self.policy.scorer
-        if self.prices is None:
-            self.prices = PriceTable.default()
-        return self
-
     @property
-    def _policy(self) -> RoutingPolicy:
-        assert self.policy is not None
-        return self.policy
+    def routing_policy(self) -> RoutingPolicy:
+        """The policy in force: ``policy`` with the ``threshold``/``scorer`` overrides."""
+        return self.policy.override(threshold=self.threshold, scorer=self.scorer)
 
-    # ------------------------------------------------------------------ decision
+    # ------------------------------------------------------------------ the route
 
-    def _score(self, output: Any) -> tuple[Confidence, Tier, RouteReason]:
-        message = find_message(output, self.message_key)
-        if message is None:
-            confidence = self._policy.scorer.score(None, "")
-        else:
-            confidence = self._policy.scorer.score(message_logprobs(message), message_text(message))
-        tier, reason = self._policy.decide(confidence)
-        return confidence, tier, reason
-
-    def _decision(
-        self,
-        confidence: Confidence,
-        tier: Tier,
-        reason: RouteReason,
-        answer: Any,
-        primary_latency: float,
-        fallback_latency: float | None,
-        error: BaseException | None,
-    ) -> RouteDecision:
-        assert self.prices is not None
-        degraded = error is not None
-        message = find_message(answer, self.message_key)
-        cost = 0.0
-        if tier == "cloud" and not degraded:
-            cost = priced(self.prices, model_name_of(message, ""), message)
-        return RouteDecision(
-            tier="local" if degraded else tier,
-            reason=reason,
-            confidence=confidence.score,
-            threshold=self._policy.threshold,
-            features=dict(confidence.features),
-            escalated=tier == "cloud",
-            degraded=degraded,
-            local_latency_s=primary_latency,
-            cloud_latency_s=fallback_latency,
-            cost_usd=cost,
-            policy_version=self._policy.version,
-            scorer=self._policy.scorer.name,
-            local_output_tokens=int(confidence.features.get("n_tokens", 0)),
-            error=str(error) if error is not None else None,
+    def _route(self, input: Any, *, streaming: bool) -> Any:
+        route = Route(
+            policy=self.routing_policy,
+            context=RoutingContext.from_input(input),
+            local_streams=False,
+            streaming=streaming,
+            find_message=functools.partial(find_message, key=self.message_key),
+            prices=self.prices,
+            local_label=model_label(self.primary),
+            cloud_label=model_label(self.fallback),
         )
+        return route_flow(route)
+
+    def _tiers(self, input: Any, config: RunnableConfig, run_manager: Any) -> _GateTiers:
+        return _GateTiers(self.primary, self.fallback, input, config, run_manager)
 
     def _attach(self, output: Any, decision: RouteDecision) -> Any:
         if isinstance(output, AIMessage):
@@ -244,38 +206,23 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             return chunk
         return None
 
-    # ------------------------------------------------------------------ sync
+    def _closing_chunks(self, routed: Routed) -> Iterator[Any]:
+        """Yield what a decided stream ends with: the held answer, or the escalated tail."""
+        for held in routed.held:
+            yield self._attach(held, routed.decision)
+        if not routed.held:
+            tail = self._routing_chunk(routed.output, routed.decision)
+            if tail is not None:
+                yield tail
 
-    def _route(
-        self, input: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> tuple[Any, RouteDecision]:
-        started = time.perf_counter()
-        primary_out = self.primary.invoke(
-            input, patch_config(config, callbacks=run_manager.get_child(), run_name="primary")
-        )
-        primary_latency = time.perf_counter() - started
-        confidence, tier, reason = self._score(primary_out)
-        answer, fallback_latency, error = primary_out, None, None
-        if tier == "cloud":
-            started = time.perf_counter()
-            try:
-                answer = self.fallback.invoke(
-                    input,
-                    patch_config(config, callbacks=run_manager.get_child(), run_name="fallback"),
-                )
-            except Exception as exc:  # noqa: BLE001 - degrade to the primary answer
-                answer, error = primary_out, exc
-            fallback_latency = time.perf_counter() - started
-        decision = self._decision(
-            confidence, tier, reason, answer, primary_latency, fallback_latency, error
-        )
-        publish(run_manager, decision)
-        return self._attach(answer, decision), decision
+    # ------------------------------------------------------------------ sync
 
     def _invoke(
         self, input: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
-        return self._route(input, run_manager, config)[0]
+        routed = run(self._route(input, streaming=False), self._tiers(input, config, run_manager))
+        publish(run_manager, routed.decision)
+        return self._attach(routed.output, routed.decision)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the primary, and the fallback when the primary is not confident enough.
@@ -291,53 +238,14 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         run_manager: CallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> Iterator[Any]:
-        final: Any = None
-        got = False
-        for chunk in inputs:
-            final = chunk if not got else final + chunk
-            got = True
-        started = time.perf_counter()
-        primary_out = self.primary.invoke(
-            final, patch_config(config, callbacks=run_manager.get_child(), run_name="primary")
-        )
-        primary_latency = time.perf_counter() - started
-        confidence, tier, reason = self._score(primary_out)
-        if tier == "local":
-            decision = self._decision(
-                confidence, tier, reason, primary_out, primary_latency, None, None
-            )
-            publish(run_manager, decision)
-            yield self._attach(primary_out, decision)
-            return
-        started = time.perf_counter()
-        streamed: Any = None
-        error: BaseException | None = None
-        try:
-            for chunk in self.fallback.stream(
-                final, patch_config(config, callbacks=run_manager.get_child(), run_name="fallback")
-            ):
-                streamed = chunk if streamed is None else streamed + chunk
-                yield chunk
-        except Exception as exc:
-            if streamed is not None:
-                raise  # part of the fallback answer is already out
-            error = exc
-        decision = self._decision(
-            confidence,
-            tier,
-            reason,
-            primary_out if error else streamed,
-            primary_latency,
-            time.perf_counter() - started,
-            error,
-        )
-        publish(run_manager, decision)
-        if error is not None:
-            yield self._attach(primary_out, decision)
-            return
-        tail = self._routing_chunk(streamed, decision)
-        if tail is not None:
-            yield tail
+        final = functools.reduce(lambda a, b: a + b, inputs)
+        tiers = self._tiers(final, config, run_manager)
+        for item in drive(self._route(final, streaming=True), tiers):
+            if not isinstance(item, Routed):
+                yield item
+                continue
+            publish(run_manager, item.decision)
+            yield from self._closing_chunks(item)
 
     def transform(
         self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -364,28 +272,10 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     async def _ainvoke(
         self, input: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
-        started = time.perf_counter()
-        primary_out = await self.primary.ainvoke(
-            input, patch_config(config, callbacks=run_manager.get_child(), run_name="primary")
-        )
-        primary_latency = time.perf_counter() - started
-        confidence, tier, reason = self._score(primary_out)
-        answer, fallback_latency, error = primary_out, None, None
-        if tier == "cloud":
-            started = time.perf_counter()
-            try:
-                answer = await self.fallback.ainvoke(
-                    input,
-                    patch_config(config, callbacks=run_manager.get_child(), run_name="fallback"),
-                )
-            except Exception as exc:  # noqa: BLE001 - degrade to the primary answer
-                answer, error = primary_out, exc
-            fallback_latency = time.perf_counter() - started
-        decision = self._decision(
-            confidence, tier, reason, answer, primary_latency, fallback_latency, error
-        )
-        await apublish(run_manager, decision)
-        return self._attach(answer, decision)
+        tiers = self._tiers(input, config, run_manager)
+        routed = await arun(self._route(input, streaming=False), tiers)
+        await apublish(run_manager, routed.decision)
+        return self._attach(routed.output, routed.decision)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Async twin of :meth:`invoke`.
@@ -401,53 +291,15 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> AsyncIterator[Any]:
-        final: Any = None
-        got = False
-        async for chunk in inputs:
-            final = chunk if not got else final + chunk
-            got = True
-        started = time.perf_counter()
-        primary_out = await self.primary.ainvoke(
-            final, patch_config(config, callbacks=run_manager.get_child(), run_name="primary")
-        )
-        primary_latency = time.perf_counter() - started
-        confidence, tier, reason = self._score(primary_out)
-        if tier == "local":
-            decision = self._decision(
-                confidence, tier, reason, primary_out, primary_latency, None, None
-            )
-            await apublish(run_manager, decision)
-            yield self._attach(primary_out, decision)
-            return
-        started = time.perf_counter()
-        streamed: Any = None
-        error: BaseException | None = None
-        try:
-            async for chunk in self.fallback.astream(
-                final, patch_config(config, callbacks=run_manager.get_child(), run_name="fallback")
-            ):
-                streamed = chunk if streamed is None else streamed + chunk
+        final = functools.reduce(lambda a, b: a + b, [chunk async for chunk in inputs])
+        tiers = self._tiers(final, config, run_manager)
+        async for item in adrive(self._route(final, streaming=True), tiers):
+            if not isinstance(item, Routed):
+                yield item
+                continue
+            await apublish(run_manager, item.decision)
+            for chunk in self._closing_chunks(item):
                 yield chunk
-        except Exception as exc:
-            if streamed is not None:
-                raise
-            error = exc
-        decision = self._decision(
-            confidence,
-            tier,
-            reason,
-            primary_out if error else streamed,
-            primary_latency,
-            time.perf_counter() - started,
-            error,
-        )
-        await apublish(run_manager, decision)
-        if error is not None:
-            yield self._attach(primary_out, decision)
-            return
-        tail = self._routing_chunk(streamed, decision)
-        if tail is not None:
-            yield tail
 
     async def atransform(
         self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -468,3 +320,34 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
         async for chunk in self.atransform(once(), config, **kwargs):
             yield chunk
+
+
+@dataclass
+class _GateTiers:
+    """How the gate calls its runnables: as child runs ``primary`` and ``fallback``."""
+
+    primary: Runnable[Any, Any]
+    fallback: Runnable[Any, Any]
+    input: Any
+    config: RunnableConfig
+    run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun
+
+    def _config(self, tier: Tier) -> RunnableConfig:
+        return patch_config(
+            self.config, callbacks=self.run_manager.get_child(), run_name=_RUN_NAMES[tier]
+        )
+
+    def _runnable(self, tier: Tier) -> Runnable[Any, Any]:
+        return self.primary if tier == "local" else self.fallback
+
+    def call(self, tier: Tier) -> Any:
+        return self._runnable(tier).invoke(self.input, self._config(tier))
+
+    def stream(self, tier: Tier) -> Iterator[Any]:
+        return self._runnable(tier).stream(self.input, self._config(tier))
+
+    async def acall(self, tier: Tier) -> Any:
+        return await self._runnable(tier).ainvoke(self.input, self._config(tier))
+
+    def astream(self, tier: Tier) -> AsyncIterator[Any]:
+        return self._runnable(tier).astream(self.input, self._config(tier))

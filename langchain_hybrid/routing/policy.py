@@ -1,44 +1,67 @@
-"""RoutingPolicy: ordered pre-routing rules, a confidence scorer and a threshold.
+"""RoutingPolicy: the single source of truth for routing.
 
-A policy decides twice per request: :meth:`RoutingPolicy.pre_route` may settle the tier
-before any generation (the first matching rule wins); otherwise :meth:`RoutingPolicy.decide`
-turns the local answer's :class:`~langchain_hybrid.routing.confidence.Confidence` into a
-tier and a reason. Policies are saved as JSON (what calibration writes).
+A policy holds every setting that decides where a request goes: the confidence scorer and
+its threshold, the pre-routing rules, which finish reasons of a local answer escalate, and
+when local generation may stop early. It decides twice per request:
+:meth:`RoutingPolicy.pre_route` may settle the tier before any generation, and
+:meth:`RoutingPolicy.judge` turns the local answer into a :class:`Verdict`. The live route
+(``ChatHybrid``, ``ConfidenceGate``) and offline replay (calibration, evaluation) reach
+their verdicts through the same :class:`AnswerWatch`, so a saved policy replays exactly the
+decisions the live model made. Policies are saved as JSON (what calibration writes).
 
 Example:
-    >>> from langchain_core.messages import HumanMessage
+    >>> from langchain_core.messages import AIMessage, HumanMessage
     >>> policy = RoutingPolicy(threshold=-0.6, rules=[ForceCloudRule(pattern=r"(?i)legal")])
     >>> policy.pre_route(RoutingContext([HumanMessage("A legal question")])).reason
     'rule_force_cloud'
+    >>> answer = AIMessage("Paris", response_metadata={"finish_reason": "stop", "logprobs": {
+    ...     "content": [{"token": "Paris", "logprob": -0.05}]}})
+    >>> policy.judge(answer).reason
+    'confident'
     >>> RoutingPolicy.from_dict(policy.to_dict()) == policy
     True
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
-from langchain_core.messages import BaseMessage
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from langchain_core.messages import AIMessage, BaseMessage
 
+from langchain_hybrid.errors import PolicyError
+from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, logprob_entries, message_logprobs
 from langchain_hybrid.routing.confidence import (
     Confidence,
     ConfidenceScorer,
+    EarlyEscalation,
     MeanLogprobScorer,
     RunningConfidence,
     scorer_from_config,
 )
-from langchain_hybrid.routing.decision import RouteReason, Tier, check_route
+from langchain_hybrid.routing.decision import RouteReason, Tier
+from langchain_hybrid.routing.rules import (
+    RULE_STAGES,
+    ForceCloudRule,
+    ForceLocalRule,
+    MaxLocalContextRule,
+    PolicyRule,
+    RoutingContext,
+    RuleOutcome,
+    rule_from_dict,
+)
 
 __all__ = [
+    "DEFAULT_ESCALATE_FINISH_REASONS",
+    "DEFAULT_THRESHOLD",
     "FORMAT_VERSION",
+    "AnswerWatch",
+    "EarlyEscalation",
     "ForceCloudRule",
     "ForceLocalRule",
     "MaxLocalContextRule",
@@ -47,13 +70,19 @@ __all__ = [
     "RoutingContext",
     "RoutingPolicy",
     "RuleOutcome",
-    "message_text",
-    "register_rule",
-    "rule_from_dict",
+    "Verdict",
+    "answer_text",
 ]
 
-#: Version of the policy file format this code reads and writes.
-FORMAT_VERSION = 1
+#: Version of the policy file format this code writes; it also reads version 1.
+FORMAT_VERSION = 2
+
+#: Threshold on the mean token log-prob of the default policy.
+DEFAULT_THRESHOLD = -0.6
+
+#: Finish reasons of a local answer that escalate by default: the answer did not end
+#: naturally (token limit, ``timeout=``, cancelled), so it is not kept as confident.
+DEFAULT_ESCALATE_FINISH_REASONS: frozenset[str] = frozenset({"length", "timeout", "cancelled"})
 
 _FORCED_TO_REASON: dict[str, RouteReason] = {
     "hedge": "hedge",
@@ -61,290 +90,141 @@ _FORCED_TO_REASON: dict[str, RouteReason] = {
     "empty": "empty_answer",
     "no_logprobs": "no_logprobs",
 }
+_HOPELESS_TO_REASON: dict[str, RouteReason] = {"hedge": "hedge", "unknown_token": "unknown_token"}
+_KEYS = (
+    "format_version",
+    "version",
+    "threshold",
+    "scorer",
+    "rules",
+    "escalate_finish_reasons",
+    "early_escalation",
+    "fitted_on",
+)
 
 
-class PolicyError(ValueError):
-    """A policy (file) is invalid; the message says what is wrong and what to do.
-
-    Example:
-        >>> try:
-        ...     RoutingPolicy.from_dict({"format_version": 99, "threshold": -1.0})
-        ... except PolicyError as e:
-        ...     print(str(e).split(";")[0])
-        policy format_version 99 is not supported (this langchain-hybrid reads 1)
-    """
-
-
-def message_text(message: BaseMessage) -> str:
-    """Return the text of a message: string content, or the text parts of list content.
-
-    Example:
-        >>> from langchain_core.messages import HumanMessage
-        >>> message_text(HumanMessage(content=[{"type": "text", "text": "hi"},
-        ...                                    {"type": "image_url", "image_url": {"url": "x"}}]))
-        'hi'
-    """
-    content = message.content
-    if isinstance(content, str):
-        return content
-    parts: list[str] = []
-    for part in content:
-        if isinstance(part, str):
-            parts.append(part)
-        elif isinstance(part, Mapping) and part.get("type") == "text":
-            text = part.get("text")
-            if isinstance(text, str):
-                parts.append(text)
-    return "\n".join(parts)
-
-
-@dataclass
-class RoutingContext:
-    """What pre-routing rules see: the messages and, optionally, a prompt token counter.
-
-    Without ``count_tokens`` the prompt length is estimated as one token per 4 characters.
+def answer_text(message: BaseMessage) -> str:
+    """Return the text a scorer judges: the answer's text, or its tool calls when it has none.
 
     Example:
-        >>> from langchain_core.messages import HumanMessage
-        >>> RoutingContext([HumanMessage("12345678")]).prompt_tokens()
-        2
+        >>> answer_text(AIMessage("", tool_calls=[{"name": "f", "args": {"x": 1}, "id": "1"}]))
+        '[{"name": "f", "args": {"x": 1}}]'
     """
-
-    messages: list[BaseMessage]
-    count_tokens: Callable[[list[BaseMessage]], int] | None = None
-
-    def texts(self) -> list[str]:
-        """Return the text of each message (see :func:`message_text`).
-
-        Example:
-            >>> from langchain_core.messages import HumanMessage, SystemMessage
-            >>> RoutingContext([SystemMessage("be brief"), HumanMessage("hi")]).texts()
-            ['be brief', 'hi']
-        """
-        return [message_text(m) for m in self.messages]
-
-    def prompt_tokens(self) -> int:
-        """Count (or estimate) the prompt tokens.
-
-        Example:
-            >>> from langchain_core.messages import HumanMessage
-            >>> RoutingContext([HumanMessage("hi")], count_tokens=lambda ms: 7).prompt_tokens()
-            7
-        """
-        if self.count_tokens is not None:
-            return int(self.count_tokens(self.messages))
-        return math.ceil(sum(len(t) for t in self.texts()) / 4)
+    text = str(message.text)
+    if not text and isinstance(message, AIMessage) and message.tool_calls:
+        return json.dumps([{"name": c["name"], "args": c["args"]} for c in message.tool_calls])
+    return text
 
 
 @dataclass(frozen=True)
-class RuleOutcome:
-    """A pre-routing verdict: which tier, with which reason, from which rule.
+class Verdict:
+    """What the policy concluded about one local answer.
+
+    ``escalate`` says whether the answer goes to the cloud and ``reason`` why (one of
+    ``ROUTE_REASONS``); ``confidence`` is the scorer's view (its ``features`` are the
+    answer's features); ``early_abort`` is True when the answer was (or, in a replay,
+    would have been) stopped before it finished, after ``n_tokens`` tokens.
 
     Example:
-        >>> RuleOutcome("cloud", "context_too_long", "max_local_context").tier
-        'cloud'
+        >>> v = RoutingPolicy().judge(AIMessage("I don't know."))
+        >>> v.escalate, v.reason
+        (True, 'hedge')
     """
 
-    tier: Tier
+    escalate: bool
     reason: RouteReason
-    rule_name: str
+    confidence: Confidence
+    early_abort: bool = False
+    n_tokens: int = 0
+    finish_reason: str | None = None
 
-    def __post_init__(self) -> None:
-        check_route(self.tier, self.reason)
+    @property
+    def tier(self) -> Tier:
+        """The tier the verdict sends the request to."""
+        return "cloud" if self.escalate else "local"
+
+    @property
+    def features(self) -> dict[str, float]:
+        """The answer's confidence features (mean_logprob, min_logprob, n_tokens, ...)."""
+        return self.confidence.features
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict of the verdict.
+
+        Example:
+            >>> RoutingPolicy().judge(AIMessage("")).as_dict()["reason"]
+            'empty_answer'
+        """
+        return {
+            "escalate": self.escalate,
+            "reason": self.reason,
+            "confidence": self.confidence.as_dict(),
+            "early_abort": self.early_abort,
+            "n_tokens": self.n_tokens,
+            "finish_reason": self.finish_reason,
+        }
 
 
-_R = TypeVar("_R", bound="PolicyRule")
-_RULE_TYPES: dict[str, type[PolicyRule]] = {}
+class AnswerWatch:
+    """Judges one local answer while it streams in; built by :meth:`RoutingPolicy.watch`.
 
-
-def register_rule(cls: type[_R]) -> type[_R]:
-    """Register a rule class under its ``type`` so policy files can refer to it.
-
-    Registering the same class twice is a no-op.
+    Feed each piece with :meth:`add`: it returns an escalating :class:`Verdict` as soon as
+    the answer should stop (early escalation), else None. When the answer is complete,
+    :meth:`finish` returns the verdict on the whole answer.
 
     Example:
-        >>> register_rule(ForceLocalRule) is ForceLocalRule
+        >>> watch = RoutingPolicy(threshold=-0.6).watch(max_tokens=64)
+        >>> watch.add([{"token": "I", "logprob": -0.1}], "I") is None
         True
-    """
-    rule_type = getattr(cls, "type", None)
-    if not isinstance(rule_type, str) or not rule_type:
-        raise ValueError(f"{cls.__name__} needs a non-empty class attribute 'type'")
-    existing = _RULE_TYPES.get(rule_type)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"a rule type {rule_type!r} is already registered ({existing.__name__})")
-    _RULE_TYPES[rule_type] = cls
-    return cls
-
-
-class PolicyRule(BaseModel, ABC):
-    """Base class of pre-routing rules (immutable pydantic models, JSON with a ``type``).
-
-    Example:
-        >>> ForceLocalRule(pattern="secret").to_dict()
-        {'type': 'force_local', 'name': 'force_local', 'pattern': 'secret'}
+        >>> watch.add([{"token": " don't know", "logprob": -0.1}], " don't know").reason
+        'hedge'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def __init__(self, policy: RoutingPolicy, max_tokens: int | None = None) -> None:
+        self.policy = policy
+        self.running = policy.running(max_tokens)
+        self.text = ""
 
-    type: ClassVar[str]
-    name: str
-
-    @abstractmethod
-    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
-        """Return an outcome if this rule decides the request, else None."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe dict of this rule, with its ``type``.
-
-        Example:
-            >>> MaxLocalContextRule(max_tokens=2048).to_dict()["type"]
-            'max_local_context'
-        """
-        return {"type": self.type, **self.model_dump(mode="json")}
-
-
-def rule_from_dict(data: Mapping[str, Any]) -> PolicyRule:
-    """Build a rule from :meth:`PolicyRule.to_dict` output; raises :class:`PolicyError`.
-
-    Example:
-        >>> rule_from_dict({"type": "max_local_context", "max_tokens": 100}).max_tokens
-        100
-    """
-    if not isinstance(data, Mapping):
-        raise PolicyError(f"a rule must be a JSON object, got {type(data).__name__}")
-    rule_type = data.get("type")
-    cls = _RULE_TYPES.get(rule_type) if isinstance(rule_type, str) else None
-    if cls is None:
-        raise PolicyError(
-            f"unknown rule type {rule_type!r}; known types: {', '.join(sorted(_RULE_TYPES))}"
+    def add(self, entries: LogprobsLike, text: str) -> Verdict | None:
+        """Add the new token ``entries`` and the new ``text``; a verdict means stop now."""
+        self.text += text
+        if entries or text:
+            self.running.update(entries, self.text)
+        if not (self.policy.early_escalation.enabled and self.running.hopeless):
+            return None
+        reason = self.running.hopeless_reason or ""
+        return Verdict(
+            escalate=True,
+            reason=_HOPELESS_TO_REASON.get(reason, "early_abort"),
+            confidence=self.running.confidence(),
+            early_abort=True,
+            n_tokens=self.running.n_tokens,
         )
-    try:
-        return cls.model_validate({k: v for k, v in data.items() if k != "type"})
-    except ValidationError as e:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}" for err in e.errors()
-        )
-        raise PolicyError(f"invalid {rule_type!r} rule: {errors}") from e
+
+    def finish(self, answer: BaseMessage | None) -> Verdict:
+        """Return the verdict on the complete answer (None: no answer message was found)."""
+        return self.policy._judge_complete(answer)
 
 
-class _PatternRule(PolicyRule):
-    pattern: str
-    _regex: re.Pattern[str] = PrivateAttr()
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as e:
-            raise ValueError(f"invalid regular expression {value!r}: {e}") from e
-        return value
-
-    def model_post_init(self, context: Any, /) -> None:
-        """Compile the pattern once."""
-        self._regex = re.compile(self.pattern)
-
-    def matches(self, ctx: RoutingContext) -> bool:
-        """Return True if the pattern is found in the text of any message.
-
-        Example:
-            >>> from langchain_core.messages import HumanMessage
-            >>> rule = ForceLocalRule(pattern="[0-9]{3}-[0-9]{2}")
-            >>> rule.matches(RoutingContext([HumanMessage("id 123-45")]))
-            True
-        """
-        return any(self._regex.search(text) for text in ctx.texts())
-
-
-@register_rule
-class ForceLocalRule(_PatternRule):
-    """Keep the request local (reason ``rule_force_local``) if any message matches ``pattern``.
-
-    ``pattern`` is a Python regular expression searched in each message's text
-    (use ``(?i)`` for case-insensitive matching).
-
-    Example:
-        >>> from langchain_core.messages import HumanMessage
-        >>> ForceLocalRule(pattern="(?i)confidential", name="nda").apply(
-        ...     RoutingContext([HumanMessage("CONFIDENTIAL memo")]))
-        RuleOutcome(tier='local', reason='rule_force_local', rule_name='nda')
-    """
-
-    type: ClassVar[str] = "force_local"
-    name: str = "force_local"
-
-    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
-        """Return a local outcome if the pattern matches.
-
-        Example:
-            >>> from langchain_core.messages import HumanMessage
-            >>> ForceLocalRule(pattern="x").apply(RoutingContext([HumanMessage("y")])) is None
-            True
-        """
-        return RuleOutcome("local", "rule_force_local", self.name) if self.matches(ctx) else None
-
-
-@register_rule
-class ForceCloudRule(_PatternRule):
-    """Send the request to the cloud (reason ``rule_force_cloud``) if any message matches.
-
-    Example:
-        >>> from langchain_core.messages import HumanMessage
-        >>> ForceCloudRule(pattern="(?i)prove").apply(
-        ...     RoutingContext([HumanMessage("prove it")])).tier
-        'cloud'
-    """
-
-    type: ClassVar[str] = "force_cloud"
-    name: str = "force_cloud"
-
-    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
-        """Return a cloud outcome if the pattern matches.
-
-        Example:
-            >>> from langchain_core.messages import HumanMessage
-            >>> ForceCloudRule(pattern="x").apply(RoutingContext([HumanMessage("y")])) is None
-            True
-        """
-        return RuleOutcome("cloud", "rule_force_cloud", self.name) if self.matches(ctx) else None
-
-
-@register_rule
-class MaxLocalContextRule(PolicyRule):
-    """Send prompts longer than ``max_tokens`` to the cloud (reason ``context_too_long``).
-
-    Example:
-        >>> from langchain_core.messages import HumanMessage
-        >>> rule = MaxLocalContextRule(max_tokens=10)
-        >>> rule.apply(RoutingContext([HumanMessage("hi")], count_tokens=lambda ms: 11)).reason
-        'context_too_long'
-    """
-
-    type: ClassVar[str] = "max_local_context"
-    name: str = "max_local_context"
-    max_tokens: int = Field(ge=1)
-
-    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
-        """Return a cloud outcome if the prompt has more than ``max_tokens`` tokens.
-
-        Example:
-            >>> from langchain_core.messages import HumanMessage
-            >>> MaxLocalContextRule(max_tokens=10).apply(RoutingContext([HumanMessage("hi")]))
-        """
-        if ctx.prompt_tokens() > self.max_tokens:
-            return RuleOutcome("cloud", "context_too_long", self.name)
-        return None
-
-
-_KEYS = ("format_version", "version", "threshold", "scorer", "rules", "fitted_on")
-
-
-@dataclass
+@dataclass(frozen=True)
 class RoutingPolicy:
-    """Threshold, scorer and ordered pre-routing rules; saved and loaded as JSON.
+    """Every routing setting in one place; saved and loaded as JSON.
 
-    ``fitted_on`` records what calibration fitted the policy on (data size, target,
-    achieved figures); it must be JSON-serialisable.
+    Args:
+        threshold: answers whose confidence score is below it escalate.
+        scorer: turns an answer's log-probs into a confidence (default: mean log-prob).
+        rules: pre-routing rules (a list of rules or their dicts); see
+            :meth:`pre_route` for the order they run in.
+        escalate_finish_reasons: finish reasons of a local answer that escalate even when it
+            is confident (default: ``length``, ``timeout``, ``cancelled``; the reason is
+            ``truncated`` for ``length`` and ``unfinished`` for the others). Pass an empty
+            set to judge unfinished answers by their confidence alone.
+        early_escalation: when local generation may stop before the answer is finished.
+        version: the policy's own version, recorded in every decision.
+        fitted_on: what calibration fitted the policy on (JSON-serialisable).
+
+    The policy is immutable: derive a variant with :meth:`override` or
+    ``dataclasses.replace``.
 
     Example:
         >>> policy = RoutingPolicy(threshold=-0.6)
@@ -353,9 +233,11 @@ class RoutingPolicy:
         ('local', 'confident')
     """
 
-    threshold: float
+    threshold: float = DEFAULT_THRESHOLD
     scorer: ConfidenceScorer = field(default_factory=MeanLogprobScorer)
-    rules: list[PolicyRule] = field(default_factory=list)
+    rules: Sequence[PolicyRule] = ()
+    escalate_finish_reasons: Collection[str] = DEFAULT_ESCALATE_FINISH_REASONS
+    early_escalation: EarlyEscalation = field(default_factory=EarlyEscalation)
     version: str = "1"
     fitted_on: dict[str, Any] | None = None
 
@@ -363,18 +245,33 @@ class RoutingPolicy:
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise PolicyError(f"threshold must be a finite number, got {t!r}")
-        self.threshold = float(t)
+        object.__setattr__(self, "threshold", float(t))
         if not isinstance(self.scorer, ConfidenceScorer):
             raise PolicyError(f"scorer must be a ConfidenceScorer, got {self.scorer!r}")
+        if isinstance(self.rules, (str, Mapping)) or not isinstance(self.rules, Sequence):
+            raise PolicyError(f"rules must be a list, got {type(self.rules).__name__}")
         rules: list[PolicyRule] = []
         for i, rule in enumerate(self.rules):
             if isinstance(rule, PolicyRule):
                 rules.append(rule)
             elif isinstance(rule, Mapping):
-                rules.append(rule_from_dict(rule))
+                try:
+                    rules.append(rule_from_dict(rule))
+                except PolicyError as e:
+                    raise PolicyError(f"bad rule #{i} in policy: {e}") from e
             else:
                 raise PolicyError(f"rule #{i} must be a PolicyRule or a dict, got {rule!r}")
-        self.rules = rules
+        object.__setattr__(self, "rules", tuple(rules))
+        reasons = self.escalate_finish_reasons
+        if isinstance(reasons, str) or not all(isinstance(r, str) for r in reasons):
+            raise PolicyError(
+                f"escalate_finish_reasons must be a collection of strings, got {reasons!r}"
+            )
+        object.__setattr__(self, "escalate_finish_reasons", frozenset(reasons))
+        if not isinstance(self.early_escalation, EarlyEscalation):
+            raise PolicyError(
+                f"early_escalation must be an EarlyEscalation, got {self.early_escalation!r}"
+            )
         if not isinstance(self.version, str):
             raise PolicyError(f"version must be a string, got {self.version!r}")
         if self.fitted_on is not None:
@@ -387,8 +284,36 @@ class RoutingPolicy:
                     f"fitted_on must be JSON-serialisable without NaN/inf: {e}"
                 ) from e
 
-    def pre_route(self, ctx: RoutingContext | Sequence[BaseMessage]) -> RuleOutcome | None:
-        """Apply the rules in order; return the first outcome, or None to generate locally.
+    def override(
+        self, *, threshold: float | None = None, scorer: ConfidenceScorer | None = None
+    ) -> RoutingPolicy:
+        """Return this policy with the given settings replaced (None keeps a setting).
+
+        This is how ``ChatHybrid(policy=..., threshold=...)`` folds its shorthands into
+        the policy.
+
+        Example:
+            >>> RoutingPolicy(threshold=-0.6).override(threshold=-1.0).threshold
+            -1.0
+        """
+        changes: dict[str, Any] = {}
+        if threshold is not None:
+            changes["threshold"] = threshold
+        if scorer is not None:
+            changes["scorer"] = scorer
+        return dataclasses.replace(self, **changes) if changes else self
+
+    # ------------------------------------------------------------------ deciding
+
+    def pre_route(
+        self, ctx: RoutingContext | Sequence[BaseMessage], capability: RuleOutcome | None = None
+    ) -> RuleOutcome | None:
+        """Decide the tier before generation, or return None to try the local tier.
+
+        Stages run in order and the first outcome wins: ``local_only`` rules (data that
+        must stay local), then ``capability`` (the caller's own ``capability`` verdict,
+        e.g. tools the local tier cannot call, then the capability rules); within a
+        stage, rules run in their list order.
 
         Example:
             >>> from langchain_core.messages import HumanMessage
@@ -397,14 +322,18 @@ class RoutingPolicy:
         """
         if not isinstance(ctx, RoutingContext):
             ctx = RoutingContext(list(ctx))
-        for rule in self.rules:
-            outcome = rule.apply(ctx)
-            if outcome is not None:
-                return outcome
+        for stage in RULE_STAGES:
+            if stage == "capability" and capability is not None:
+                return capability
+            for rule in self.rules:
+                if rule.stage == stage:
+                    outcome = rule.apply(ctx)
+                    if outcome is not None:
+                        return outcome
         return None
 
     def decide(self, confidence: Confidence) -> tuple[Tier, RouteReason]:
-        """Map a local answer's confidence to ``(tier, reason)``.
+        """Map a confidence to ``(tier, reason)``: forced reasons, then the threshold.
 
         A ``forced_low`` reason always escalates (hedge -> ``hedge``, unknown_token ->
         ``unknown_token``, empty -> ``empty_answer``, no_logprobs -> ``no_logprobs``);
@@ -426,18 +355,75 @@ class RoutingPolicy:
 
         Example:
             >>> r = RoutingPolicy(threshold=-0.6).running(max_tokens=256)
-            >>> r.threshold
-            -0.6
+            >>> r.threshold, r.early.min_tokens
+            (-0.6, 8)
         """
-        return self.scorer.running(self.threshold, max_tokens)
+        return self.scorer.running(self.threshold, max_tokens, self.early_escalation)
+
+    def watch(self, max_tokens: int | None = None) -> AnswerWatch:
+        """Start judging a local answer that streams in (see :class:`AnswerWatch`).
+
+        ``max_tokens`` is the local tier's token limit, which makes the exact early bound
+        of some scorers possible.
+
+        Example:
+            >>> RoutingPolicy().watch(max_tokens=16).running.max_tokens
+            16
+        """
+        return AnswerWatch(self, max_tokens)
+
+    def judge(self, answer: BaseMessage | None, *, max_tokens: int | None = None) -> Verdict:
+        """Return the verdict the live route reaches on this local answer.
+
+        The answer is replayed token by token through :meth:`watch`, exactly as the live
+        route watches a stream, so with early escalation on, an answer that the live route
+        would have stopped gets the same early-abort verdict (with the tokens it would have
+        spent in ``n_tokens``). Pass the local tier's ``max_tokens`` to replay the exact
+        bounds too. ``None`` (no answer message) escalates with ``no_logprobs``.
+
+        Example:
+            >>> lp = {"content": [{"token": "Lyon", "logprob": -2.5}]}
+            >>> RoutingPolicy(threshold=-0.6).judge(
+            ...     AIMessage("Lyon", response_metadata={"logprobs": lp})).reason
+            'low_confidence'
+        """
+        watch = self.watch(max_tokens)
+        if answer is not None:
+            entries = logprob_entries(message_logprobs(answer))
+            pieces = [([e], e["token"]) for e in entries] or [([], answer_text(answer))]
+            for piece_entries, text in pieces:
+                stopped = watch.add(piece_entries, text)
+                if stopped is not None:
+                    return stopped
+        return watch.finish(answer)
+
+    def _judge_complete(self, answer: BaseMessage | None) -> Verdict:
+        if answer is None:
+            missing = Confidence(LOGPROB_FLOOR, {}, "no_logprobs", self.scorer.name)
+            return Verdict(escalate=True, reason="no_logprobs", confidence=missing)
+        confidence = self.scorer.score(message_logprobs(answer), answer_text(answer))
+        finish = answer.response_metadata.get("finish_reason")
+        finish_reason = str(finish) if finish is not None else None
+        tier, reason = self.decide(confidence)
+        if tier == "local" and finish_reason in self.escalate_finish_reasons:
+            tier, reason = "cloud", "truncated" if finish_reason == "length" else "unfinished"
+        return Verdict(
+            escalate=tier == "cloud",
+            reason=reason,
+            confidence=confidence,
+            n_tokens=int(confidence.features.get("n_tokens", 0)),
+            finish_reason=finish_reason,
+        )
+
+    # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe dict written to policy files.
+        """Return the JSON-safe dict written to policy files: every setting.
 
         Example:
             >>> d = RoutingPolicy(threshold=-0.6).to_dict()
-            >>> d["format_version"], d["scorer"]["name"], d["threshold"]
-            (1, 'mean_logprob', -0.6)
+            >>> d["format_version"], d["scorer"]["name"], d["escalate_finish_reasons"]
+            (2, 'mean_logprob', ['cancelled', 'length', 'timeout'])
         """
         return {
             "format_version": FORMAT_VERSION,
@@ -445,6 +431,8 @@ class RoutingPolicy:
             "threshold": self.threshold,
             "scorer": self.scorer.to_config(),
             "rules": [rule.to_dict() for rule in self.rules],
+            "escalate_finish_reasons": sorted(self.escalate_finish_reasons),
+            "early_escalation": self.early_escalation.to_dict(),
             "fitted_on": self.fitted_on,
         }
 
@@ -452,11 +440,11 @@ class RoutingPolicy:
     def from_dict(cls, data: Mapping[str, Any]) -> RoutingPolicy:
         """Build a policy from :meth:`to_dict` output; raises :class:`PolicyError`.
 
-        Only ``format_version`` and ``threshold`` are required; the scorer defaults to
-        ``mean_logprob``.
+        Only ``format_version`` and ``threshold`` are required; every other setting takes
+        its default. Files of format version 1 are read too.
 
         Example:
-            >>> RoutingPolicy.from_dict({"format_version": 1, "threshold": -0.5}).threshold
+            >>> RoutingPolicy.from_dict({"format_version": 2, "threshold": -0.5}).threshold
             -0.5
         """
         fix = "re-create it with RoutingPolicy(...).save() or by running calibration"
@@ -468,10 +456,10 @@ class RoutingPolicy:
                 f"(expected format_version {FORMAT_VERSION}); {fix}"
             )
         fv = data["format_version"]
-        if fv != FORMAT_VERSION or isinstance(fv, bool):
+        if isinstance(fv, bool) or fv not in (1, FORMAT_VERSION):
             raise PolicyError(
                 f"policy format_version {fv!r} is not supported (this langchain-hybrid reads "
-                f"{FORMAT_VERSION}); upgrade langchain-hybrid, or {fix}"
+                f"1 and {FORMAT_VERSION}); upgrade langchain-hybrid, or {fix}"
             )
         unknown = sorted(set(data) - set(_KEYS))
         if unknown:
@@ -481,24 +469,32 @@ class RoutingPolicy:
             )
         if "threshold" not in data:
             raise PolicyError(f"policy has no 'threshold'; add a number such as -0.6, or {fix}")
+        scorer_cfg = data.get("scorer")
+        early_cfg = data.get("early_escalation") or {}
+        if fv == 1:
+            scorer_cfg, early_cfg = _from_version_1(scorer_cfg)
         try:
-            scorer_cfg = data.get("scorer")
             scorer = MeanLogprobScorer() if scorer_cfg is None else scorer_from_config(scorer_cfg)
         except (TypeError, ValueError) as e:
             raise PolicyError(f"bad 'scorer' in policy: {e}") from e
+        try:
+            early = EarlyEscalation.from_dict(early_cfg)
+        except (TypeError, ValueError) as e:
+            raise PolicyError(f"bad 'early_escalation' in policy: {e}") from e
         raw_rules = data.get("rules") or []
         if not isinstance(raw_rules, list):
             raise PolicyError(f"'rules' must be a list, got {type(raw_rules).__name__}")
-        rules: list[PolicyRule] = []
-        for i, raw in enumerate(raw_rules):
-            try:
-                rules.append(rule_from_dict(raw))
-            except PolicyError as e:
-                raise PolicyError(f"bad rule #{i} in policy: {e}") from e
+        finish_reasons = data.get("escalate_finish_reasons", DEFAULT_ESCALATE_FINISH_REASONS)
+        if not isinstance(finish_reasons, (list, frozenset)):
+            raise PolicyError(
+                f"'escalate_finish_reasons' must be a list, got {type(finish_reasons).__name__}"
+            )
         return cls(
             threshold=data["threshold"],
             scorer=scorer,
-            rules=rules,
+            rules=raw_rules,
+            escalate_finish_reasons=finish_reasons,
+            early_escalation=early,
             version=data.get("version", "1"),
             fitted_on=data.get("fitted_on"),
         )
@@ -545,3 +541,15 @@ class RoutingPolicy:
             return cls.from_dict(data)
         except PolicyError as e:
             raise PolicyError(f"{path}: {e}") from e
+
+
+def _from_version_1(scorer_cfg: Any) -> tuple[Any, dict[str, Any]]:
+    """Split a version-1 scorer config: its early-escalation parameters moved to the policy."""
+    early: dict[str, Any] = {}
+    if not isinstance(scorer_cfg, Mapping) or not isinstance(scorer_cfg.get("params"), Mapping):
+        return scorer_cfg, early
+    params = dict(scorer_cfg["params"])
+    for old, new in (("early_min_tokens", "min_tokens"), ("early_margin", "margin")):
+        if old in params:
+            early[new] = params.pop(old)
+    return {**scorer_cfg, "params": params}, early

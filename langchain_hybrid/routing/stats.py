@@ -40,7 +40,7 @@ Example (any runnable that dispatches the event works the same way):
     calls 4 | local 3 (75.0%) | cloud 1 (25.0%) | escalation rate 25.0% | cost $0.0020
       | avoided $0.0060 | p50 0.50s p90 1.20s p99 1.47s
     local p50 0.50s p90 0.50s p99 0.50s | cloud p50 1.00s p90 1.00s p99 1.00s
-      | degraded 0 | early aborts 0 | mean confidence local -0.200 escalated -1.500
+      | degraded 0 | early aborts 0 | cached 0 | mean confidence local -0.200 escalated -1.500
     reasons: confident 3 | low_confidence 1
 """
 
@@ -152,6 +152,8 @@ class RoutingStats:
         escalation_rate: ``escalated / calls`` (0.0 when there are no calls).
         degraded: calls where the cloud failed and the local answer was returned.
         early_aborts: calls whose local generation was stopped early.
+        cached: calls answered from LangChain's cache (counted by their original tier
+            and reason; nothing was called, so they add no cost and no latency sample).
         cost_usd: total cost spent.
         cost_avoided_usd: total cost avoided by answering locally.
         latency: end-to-end latency per call, ``local_latency_s + cloud_latency_s`` with a
@@ -173,6 +175,7 @@ class RoutingStats:
     escalation_rate: float = 0.0
     degraded: int = 0
     early_aborts: int = 0
+    cached: int = 0
     cost_usd: float = 0.0
     cost_avoided_usd: float = 0.0
     latency: LatencyStats = field(default_factory=LatencyStats)
@@ -216,6 +219,7 @@ class RoutingStats:
             f"local {_latency_text(self.local_latency)}"
             f" | cloud {_latency_text(self.cloud_latency)}"
             f" | degraded {self.degraded} | early aborts {self.early_aborts}"
+            f" | cached {self.cached}"
             f" | mean confidence local {conf_local} escalated {conf_escalated}"
         )
         if self.malformed:
@@ -280,6 +284,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
         self._escalated = 0
         self._degraded = 0
         self._early_aborts = 0
+        self._cached = 0
         self._cost_usd = 0.0
         self._cost_avoided_usd = 0.0
         self._latency = array("d")
@@ -331,6 +336,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             self._escalated += d.escalated
             self._degraded += d.degraded
             self._early_aborts += d.early_abort
+            self._cached += d.cached
             self._cost_usd += d.cost_usd
             self._cost_avoided_usd += d.cost_avoided_usd
             if local is not None or cloud is not None:
@@ -354,6 +360,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             by_tier = dict(self._by_tier)
             by_reason = dict(self._by_reason)
             escalated, degraded, aborts = self._escalated, self._degraded, self._early_aborts
+            cached = self._cached
             cost, avoided = self._cost_usd, self._cost_avoided_usd
             samples = (
                 self._latency.tolist(),
@@ -372,6 +379,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             escalation_rate=escalated / calls if calls else 0.0,
             degraded=degraded,
             early_aborts=aborts,
+            cached=cached,
             cost_usd=_finite(cost),
             cost_avoided_usd=_finite(avoided),
             latency=_finite_latency(latency),

@@ -14,7 +14,13 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_openai import ChatOpenAI
 
-from langchain_hybrid import ChatHybrid, ChatTransformers, RouteDecision
+from langchain_hybrid import (
+    ChatHybrid,
+    ChatTransformers,
+    EarlyEscalation,
+    RouteDecision,
+    RoutingPolicy,
+)
 from tests.support.fixtures import flush_traces, make_chat_openai
 from tests.support.langsmith_capture import LangSmithCaptureServer
 from tests.support.openai_server import FakeOpenAIServer, ScriptedReply, last_user_text
@@ -98,9 +104,8 @@ def test_without_early_escalation_the_local_answer_is_finished(
     cloud_server: FakeOpenAIServer,
 ) -> None:
     short = ChatTransformers(max_tokens=24)  # shares the loaded weights; a shorter answer
-    llm = ChatHybrid(
-        local=short, cloud=cloud_model(cloud_server), threshold=-0.6, early_escalation=False
-    )
+    finish = RoutingPolicy(threshold=-0.6, early_escalation=EarlyEscalation(enabled=False))
+    llm = ChatHybrid(local=short, cloud=cloud_model(cloud_server), policy=finish)
     early = ChatHybrid(local=short, cloud=cloud_model(cloud_server), threshold=-0.6)
 
     late = routing(llm.invoke(UNSURE_Q))
@@ -108,6 +113,38 @@ def test_without_early_escalation_the_local_answer_is_finished(
 
     assert late["tier"] == "cloud" and not late["early_abort"]
     assert late["local_output_tokens"] > aborted["local_output_tokens"]
+
+
+def test_a_local_answer_cut_short_by_timeout_is_not_kept(
+    cloud_server: FakeOpenAIServer,
+) -> None:
+    hasty = ChatTransformers(max_tokens=MAX_TOKENS, timeout=0.01)
+    msg = ChatHybrid(local=hasty, cloud=cloud_model(cloud_server), threshold=-2.0).invoke(
+        CONFIDENT_Q
+    )
+    r = routing(msg)
+    assert msg.content == CLOUD_ANSWER
+    assert (r["tier"], r["reason"], r["finish_reason"]) == ("cloud", "unfinished", "timeout")
+
+
+@pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "escalated"])
+def test_judge_replays_the_live_decision_of_the_real_model(
+    llm: ChatHybrid, local_llm: ChatTransformers, question: str
+) -> None:
+    live = routing(llm.invoke(question))
+    recorded = local_llm.invoke(question)  # greedy: the same tokens, generated whole
+
+    verdict = llm.routing_policy.judge(recorded, max_tokens=MAX_TOKENS)
+
+    assert (verdict.tier, verdict.reason, verdict.early_abort) == (
+        live["tier"],
+        live["reason"],
+        live["early_abort"],
+    )
+    assert verdict.features == pytest.approx(live["features"], abs=1e-4)
+    assert verdict.confidence.score == pytest.approx(live["confidence"], abs=1e-4)
+    if question == UNSURE_Q:  # stopped early: the replay stops after the same token
+        assert verdict.n_tokens == live["local_output_tokens"] < MAX_TOKENS
 
 
 @pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "cloud"])
@@ -184,6 +221,10 @@ def _check_trace(capture: LangSmithCaptureServer, answer: BaseMessage) -> None:
     assert traced["local_output_tokens"] == decision["local_output_tokens"]
     # The tier runs carry their own outputs, not the decision.
     assert _find_routing(children[1]["outputs"]) is None
+    # Tokens are counted once: the cloud run reports its usage, the routed run none.
+    assert "usage_metadata" not in metadata
+    cloud_usage = children[1]["extra"]["metadata"]["usage_metadata"]
+    assert cloud_usage["output_tokens"] == decision["usage"]["output_tokens"] > 0
     assert capture.errors == []
 
 
@@ -215,6 +256,9 @@ def test_langsmith_trace_of_local_answer(
     assert [c["name"] for c in langsmith_capture.children(hybrid["id"])] == ["local"]
     metadata = hybrid["extra"]["metadata"]
     assert (metadata["routing_tier"], metadata["routing_reason"]) == ("local", "confident")
+    (local,) = langsmith_capture.children(hybrid["id"])
+    assert "usage_metadata" not in metadata
+    assert local["extra"]["metadata"]["usage_metadata"] == answer.usage_metadata
     assert metadata["routing_cost_avoided_usd"] == pytest.approx(
         routing(answer)["cost_avoided_usd"]
     )

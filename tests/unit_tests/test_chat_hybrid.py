@@ -27,12 +27,14 @@ from langchain_hybrid import (
     BothTiersFailedError,
     ChatHybrid,
     ChatTransformers,
+    EarlyEscalation,
     ForceCloudRule,
     ForceLocalRule,
     MaxLocalContextRule,
     PriceTable,
     RouteDecision,
     RoutingPolicy,
+    RoutingStatsHandler,
 )
 from tests.support.fixtures import make_chat_openai
 from tests.support.openai_server import (
@@ -233,8 +235,7 @@ def test_hedge_escalates_without_early_escalation(
     llm = ChatHybrid(
         local=local_model(local_server),
         cloud=cloud_model(cloud_server),
-        threshold=-0.6,
-        early_escalation=False,
+        policy=RoutingPolicy(threshold=-0.6, early_escalation=EarlyEscalation(enabled=False)),
     )
     r = routing(llm.invoke(HEDGE_Q))
     assert (r["tier"], r["reason"], r["early_abort"]) == ("cloud", "hedge", False)
@@ -264,8 +265,7 @@ def test_early_escalation_off_reads_the_whole_local_answer(
     llm = ChatHybrid(
         local=local_model(local_server),
         cloud=cloud_model(cloud_server),
-        threshold=-0.6,
-        early_escalation=False,
+        policy=RoutingPolicy(threshold=-0.6, early_escalation=EarlyEscalation(enabled=False)),
     )
     msg = llm.invoke(RAMBLE_Q)
 
@@ -296,13 +296,29 @@ def test_truncated_local_answer_escalates(
     assert (r["tier"], r["reason"]) == ("cloud", "truncated")
     assert r["confidence"] == pytest.approx(-0.05)  # confident, but cut off
 
+    assert r["finish_reason"] == "length"
+
     local_server.enqueue(cut)
     keep = ChatHybrid(
-        local=local_model(local_server), cloud=cloud_model(cloud_server), escalate_truncated=False
+        local=local_model(local_server),
+        cloud=cloud_model(cloud_server),
+        policy=RoutingPolicy(escalate_finish_reasons=[]),
     )
     msg = keep.invoke(CONFIDENT_Q)
     assert msg.content == "The capital of France is"
     assert (routing(msg)["tier"], routing(msg)["reason"]) == ("local", "confident")
+
+
+@pytest.mark.parametrize("finish", ["timeout", "cancelled"])
+def test_unfinished_local_answer_escalates(
+    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, finish: str
+) -> None:
+    local_server.enqueue(ScriptedReply("The", logprobs=-0.01, finish_reason=finish))
+    llm = ChatHybrid(local=local_model(local_server), cloud=cloud_model(cloud_server))
+    msg = llm.invoke(CONFIDENT_Q)
+    r = routing(msg)
+    assert msg.content == CLOUD_ANSWER
+    assert (r["tier"], r["reason"], r["finish_reason"]) == ("cloud", "unfinished", finish)
 
 
 def test_local_error_goes_to_cloud(llm: ChatHybrid, local_server: FakeOpenAIServer) -> None:
@@ -313,6 +329,7 @@ def test_local_error_goes_to_cloud(llm: ChatHybrid, local_server: FakeOpenAIServ
     r = routing(msg)
     assert (r["tier"], r["reason"]) == ("cloud", "local_error")
     assert r["escalated"] and not r["degraded"] and r["confidence"] is None
+    assert r["error"] is not None and "500" in r["error"]  # what the local tier said
 
 
 def test_both_tiers_failing_raises_one_error_naming_both(
@@ -443,7 +460,7 @@ def test_policy_file_round_trip(
         cloud=cloud_model(cloud_server),
         policy=RoutingPolicy.load(path),
     )
-    assert llm.threshold == -2.5
+    assert llm.routing_policy == RoutingPolicy.load(path)
 
     unsure = routing(llm.invoke(UNSURE_Q))  # -2.0 passes the loaded threshold of -2.5
     assert (unsure["tier"], unsure["reason"]) == ("local", "confident")
@@ -897,11 +914,24 @@ def test_langchain_cache(
     requests = (len(local_server.chat_requests), len(cloud_server.chat_requests))
     assert requests == ((1, 0) if question == CONFIDENT_Q else (1, 1))
 
-    second = llm.invoke(question)
+    stats, recorder = RoutingStatsHandler(), Recorder()
+    second = llm.invoke(question, config={"callbacks": [stats, recorder]})
 
     assert second.content == first.content
-    assert routing(second) == routing(first)
+    assert second.usage_metadata == first.usage_metadata  # the cached answer's usage
+    before, after = routing(first), routing(second)
+    assert not before["cached"] and after["cached"]
+    # The same route, but nothing was called and nothing spent this time.
+    same = ("tier", "reason", "confidence", "threshold", "escalated", "usage")
+    assert {k: after[k] for k in same} == {k: before[k] for k in same}
+    assert after["cost_usd"] == 0.0 and after["local_latency_s"] is None
+    assert after["cloud_latency_s"] is None
+    assert after["cost_avoided_usd"] == max(before["cost_usd"], before["cost_avoided_usd"])
     assert (len(local_server.chat_requests), len(cloud_server.chat_requests)) == requests
+    # The cache hit still reports its decision: the event fires and the stats count it.
+    assert [e["data"] for e in recorder.route_events()] == [after]
+    snap = stats.snapshot()
+    assert (snap.calls, snap.cached, snap.cost_usd) == (1, 1, 0.0)
     # Another question is not served from the cache.
     llm.invoke(HEDGE_Q)
     assert len(local_server.chat_requests) == requests[0] + 1

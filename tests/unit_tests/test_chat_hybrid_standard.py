@@ -63,6 +63,12 @@ class TestChatHybridStandard(ChatModelUnitTests):
         return {"local": _local(), "cloud": cloud, "threshold": -0.6}
 
     @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # Generation settings belong to the tiers (ChatHybrid rejects them with an error
+        # that says so); per-call settings reach both tiers.
+        return {}
+
+    @property
     def has_tool_calling(self) -> bool:
         # Tools are bound on both tiers; a local tier that cannot call them sends the
         # request to the cloud tier (reason "local_unsupported").

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+from langchain_hybrid.logprobs import LOGPROB_FLOOR, logprob_entries
 from langchain_hybrid.routing.confidence import (
     DEFAULT_HEDGE_PHRASES,
     FEATURE_NAMES,
-    LOGPROB_FLOOR,
     CombinedScorer,
     Confidence,
     ConfidenceScorer,
+    EarlyEscalation,
     HedgeDetector,
     MarginScorer,
     MeanLogprobScorer,
@@ -21,7 +22,6 @@ from langchain_hybrid.routing.confidence import (
     QuantileLogprobScorer,
     available_scorers,
     compute_features,
-    logprob_entries,
     scorer_from_config,
 )
 
@@ -253,8 +253,12 @@ def test_confidence_validation_and_dict() -> None:
 def test_scorer_parameter_validation() -> None:
     with pytest.raises(ValueError, match="q must"):
         QuantileLogprobScorer(q=1.5)
-    with pytest.raises(ValueError, match="early_min_tokens"):
-        MeanLogprobScorer(early_min_tokens=0)
+    with pytest.raises(ValueError, match="min_tokens"):
+        EarlyEscalation(min_tokens=0)
+    with pytest.raises(ValueError, match="margin"):
+        EarlyEscalation(margin=-1.0)
+    with pytest.raises(ValueError, match="unknown early-escalation key"):
+        EarlyEscalation.from_dict({"min_token": 4})
     with pytest.raises(ValueError, match="known features"):
         CombinedScorer({"mean_logprob": 1.0, "vibes": 2.0})
     with pytest.raises(ValueError):
@@ -268,7 +272,7 @@ def test_scorer_parameter_validation() -> None:
     "scorer",
     [
         *ALL_SCORERS,
-        MeanLogprobScorer(early_min_tokens=4, early_margin=0.25),
+        QuantileLogprobScorer(q=0.25),
         MinLogprobScorer(hedge=HedgeDetector(phrases=["no idea"]), unknown_tokens={"<unk>", "?"}),
     ],
     ids=lambda s: s.to_config()["name"],
@@ -326,12 +330,7 @@ def test_min_running_agrees_with_final_decision(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize(
-    "scorer",
-    [
-        MeanLogprobScorer(early_min_tokens=10_000),
-        QuantileLogprobScorer(q=0.2, early_min_tokens=10_000),
-    ],
-    ids=["mean", "quantile"],
+    "scorer", [MeanLogprobScorer(), QuantileLogprobScorer(q=0.2)], ids=["mean", "quantile"]
 )
 def test_exact_bound_with_max_tokens_is_sound(seed: int, scorer: ConfidenceScorer) -> None:
     """Once 'below_threshold' fires, no completion within max_tokens can reach the threshold."""
@@ -339,7 +338,8 @@ def test_exact_bound_with_max_tokens_is_sound(seed: int, scorer: ConfidenceScore
     max_tokens = 20
     threshold = -rng.uniform(0.1, 0.8)
     values = [-rng.expovariate(1.0) for _ in range(max_tokens)]
-    r = scorer.running(threshold, max_tokens=max_tokens)
+    no_prediction = EarlyEscalation(min_tokens=10_000)
+    r = scorer.running(threshold, max_tokens=max_tokens, early=no_prediction)
     for i, v in enumerate(values):
         r.update([entry("t", v)], "t" * (i + 1))
         if r.hopeless:
@@ -353,13 +353,14 @@ def test_exact_bound_with_max_tokens_is_sound(seed: int, scorer: ConfidenceScore
 
 
 def test_mean_running_bound_and_prediction() -> None:
-    scorer = MeanLogprobScorer(early_min_tokens=4, early_margin=0.5)
+    scorer = MeanLogprobScorer()
+    early = EarlyEscalation(min_tokens=4, margin=0.5)
     # exact bound: sum/max_tokens < threshold
-    r = scorer.running(threshold=-0.5, max_tokens=4)
+    r = scorer.running(threshold=-0.5, max_tokens=4, early=early)
     r.update([entry("a", -2.5)], "a")  # best possible final mean: -2.5 / 4 < -0.5
     assert r.hopeless_reason == "below_threshold" and r.exact
-    # without max_tokens there is no exact bound; the prediction needs early_min_tokens
-    r = scorer.running(threshold=-0.5)
+    # without max_tokens there is no exact bound; the prediction needs min_tokens
+    r = scorer.running(threshold=-0.5, early=early)
     for i in range(3):
         r.update([entry("a", -1.2)], "a" * (i + 1))
         assert not r.hopeless
@@ -367,9 +368,32 @@ def test_mean_running_bound_and_prediction() -> None:
     assert r.hopeless_reason == "predicted_below_threshold"
     assert not r.exact
     # a mean within the margin is not declared hopeless
-    r = scorer.running(threshold=-0.5)
+    r = scorer.running(threshold=-0.5, early=early)
     r.update([entry("a", -0.8)] * 10, "a" * 10)
     assert not r.hopeless
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [MeanLogprobScorer(), QuantileLogprobScorer(q=0.5), CombinedScorer({"mean_logprob": 1.0})],
+    ids=["mean", "quantile", "combined"],
+)
+def test_prediction_rule_is_the_same_for_every_scorer(scorer: ConfidenceScorer) -> None:
+    early = EarlyEscalation(min_tokens=3, margin=0.25)
+    r = scorer.running(threshold=-1.0, early=early)
+    r.update([entry("a", -1.3), entry("b", -1.3)], "ab")
+    assert not r.hopeless  # two tokens: not enough evidence yet
+    r.update([entry("c", -1.3)], "abc")
+    assert r.hopeless_reason == "predicted_below_threshold"  # -1.3 < -1.0 - 0.25
+
+
+def test_margin_prediction_counts_only_tokens_with_alternatives() -> None:
+    early = EarlyEscalation(min_tokens=2, margin=0.0)
+    r = MarginScorer().running(threshold=1.0, early=early)
+    r.update([entry("a", -0.1), entry("b", -0.1)], "ab")  # no alternatives: no evidence
+    assert not r.hopeless
+    r.update([entry("c", -0.5, [-0.5, -0.9]), entry("d", -0.5, [-0.5, -0.9])], "abcd")
+    assert r.hopeless_reason == "predicted_below_threshold"  # margin 0.4 < 1.0
 
 
 def test_running_hedge_across_updates_and_unknown() -> None:

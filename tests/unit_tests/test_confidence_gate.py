@@ -32,7 +32,7 @@ from langchain_core.runnables import (
     RunnableParallel,
 )
 
-from langchain_hybrid import ConfidenceGate
+from langchain_hybrid import BothTiersFailedError, ConfidenceGate
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.routing import (
     ForceCloudRule,
@@ -218,7 +218,7 @@ def test_positional_primary_and_fallback_as_in_the_design() -> None:
 
 def test_defaults_mean_logprob_scorer_and_default_threshold() -> None:
     gate = ConfidenceGate(primary=confident_tier().runnable, fallback=cloud_tier().runnable)
-    assert gate.threshold == DEFAULT_THRESHOLD
+    assert gate.routing_policy == RoutingPolicy(threshold=DEFAULT_THRESHOLD)
     decision = routing(gate.invoke(QUESTION))
     assert decision["threshold"] == DEFAULT_THRESHOLD
     assert decision["scorer"] == "mean_logprob"
@@ -330,7 +330,7 @@ def test_policy_scorer_and_threshold_are_honoured() -> None:
 
     fallback = cloud_tier()
     gate = ConfidenceGate(primary=mixed_tier().runnable, fallback=fallback.runnable, policy=policy)
-    assert gate.threshold == -1.0 and isinstance(gate.scorer, MinLogprobScorer)
+    assert gate.routing_policy == policy
     decision = routing(gate.invoke(QUESTION))
     assert decision["scorer"] == "min_logprob"
     assert decision["confidence"] == pytest.approx(-1.5)
@@ -347,8 +347,9 @@ def test_threshold_overrides_the_policy_threshold_but_keeps_its_scorer() -> None
     gate = ConfidenceGate(
         primary=mixed_tier().runnable, fallback=fallback.runnable, policy=policy, threshold=-2.0
     )
-    assert gate.threshold == -2.0 and isinstance(gate.scorer, MinLogprobScorer)
-    assert gate.policy is not None and gate.policy.rules == rules  # the rest of the policy kept
+    effective = gate.routing_policy
+    assert effective.threshold == -2.0 and isinstance(effective.scorer, MinLogprobScorer)
+    assert effective.rules == tuple(rules)  # the rest of the policy kept
     decision = routing(gate.invoke(QUESTION))
     assert decision["threshold"] == -2.0
     assert decision["scorer"] == "min_logprob" and decision["policy_version"] == "cal-7"
@@ -458,7 +459,7 @@ def test_dict_output_message_key_that_is_missing_escalates() -> None:
     fallback = Tier(lambda _: {"result": AIMessage("Cloud Paris")})
     out = gate_of(Tier(two_messages), fallback, message_key="result").invoke(QUESTION)
     assert out["routing"]["tier"] == "cloud"
-    assert out["routing"]["reason"] == "empty_answer"  # nothing to score
+    assert out["routing"]["reason"] == "no_logprobs"  # no answer message to score
     assert routing(out["result"]) == out["routing"]
 
 
@@ -529,15 +530,22 @@ def test_batch_mixed_outcomes_preserve_order() -> None:
     assert sorted(fallback.inputs) == ["q0", "q2", "q4"]
 
 
-def test_batch_return_exceptions_keeps_failing_primary_in_place() -> None:
+def test_batch_return_exceptions_keeps_failing_inputs_in_place() -> None:
     def reply(q: str) -> AIMessage:
-        if q == "bad":
+        if q.startswith("bad"):
             raise ValueError("local model crashed")
         return answer(f"local {q}", SURE)
 
-    outs = gate_of(Tier(reply), cloud_tier()).batch(["a", "bad", "b"], return_exceptions=True)
-    assert [o.content for o in (outs[0], outs[2])] == ["local a", "local b"]
-    assert isinstance(outs[1], ValueError) and "crashed" in str(outs[1])
+    def cloud(q: str) -> AIMessage:
+        if q == "bad and no cloud":
+            raise RuntimeError("cloud down")
+        return AIMessage(f"cloud {q}")
+
+    inputs = ["a", "bad", "b", "bad and no cloud"]
+    outs = gate_of(Tier(reply), Tier(cloud)).batch(inputs, return_exceptions=True)
+    assert [o.content for o in outs[:3]] == ["local a", "cloud bad", "local b"]
+    assert routing(outs[1])["reason"] == "local_error"
+    assert isinstance(outs[3], BothTiersFailedError) and "crashed" in str(outs[3])
 
 
 # --------------------------------------------------------------------------- stream
@@ -621,11 +629,20 @@ def test_fallback_failure_with_rag_output_degrades_to_primary_dict() -> None:
     assert routing(out["answer"]) == out["routing"]
 
 
-def test_primary_failure_propagates() -> None:
+def test_primary_failure_goes_to_the_fallback() -> None:
     fallback = cloud_tier()
-    with pytest.raises(ValueError, match="local crashed"):
-        gate_of(Tier(failing("local crashed", ValueError)), fallback).invoke(QUESTION)
-    assert fallback.calls == 0
+    out = gate_of(Tier(failing("local crashed", ValueError)), fallback).invoke(QUESTION)
+    decision = routing(out)
+    assert out.content == CLOUD_TEXT and fallback.calls == 1
+    assert (decision["tier"], decision["reason"]) == ("cloud", "local_error")
+    assert decision["error"] == "ValueError: local crashed" and decision["confidence"] is None
+
+
+def test_both_failing_raise_one_error_naming_both() -> None:
+    gate = gate_of(Tier(failing("local crashed", ValueError)), Tier(failing("cloud down")))
+    with pytest.raises(BothTiersFailedError, match="local crashed.*cloud down") as info:
+        gate.invoke(QUESTION)
+    assert isinstance(info.value.local_error, ValueError)
 
 
 # --------------------------------------------------------------------------- HTTP fallback

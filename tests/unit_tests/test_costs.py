@@ -4,8 +4,9 @@ import json
 import logging
 
 import pytest
+from langchain_core.messages import AIMessage
 
-from langchain_hybrid.costs import DEFAULT_PRICES, ModelPrice, PriceTable, cost_of
+from langchain_hybrid.costs import DEFAULT_PRICES, ModelPrice, PriceTable, token_usage
 
 
 def test_default_table_covers_current_openai_models() -> None:
@@ -55,9 +56,9 @@ def test_cost_arithmetic() -> None:
     assert table.cost_of("gpt-4o-2024-08-06", 1000, 500) == pytest.approx(0.0075)
     assert table.cost_of("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
     assert table.cost_of("gpt-4o", 0, 0) == 0.0
-    assert cost_of("gpt-4", 100, 100) == pytest.approx((100 * 30 + 100 * 60) / 1e6)
+    assert table.cost_of("gpt-4", 100, 100) == pytest.approx((100 * 30 + 100 * 60) / 1e6)
     custom = PriceTable({"x": ModelPrice(1.0, 1.0)})
-    assert cost_of("x-1", 1_000_000, 0, table=custom) == pytest.approx(1.0)
+    assert custom.cost_of("x-1", 1_000_000, 0) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         ModelPrice(1.0, 1.0).cost(-1, 0)
 
@@ -75,6 +76,21 @@ def test_unknown_model_costs_zero_with_one_warning(caplog: pytest.LogCaptureFixt
     caplog.clear()
     assert table.lookup("another-unknown") is None
     assert not caplog.records
+
+
+def test_local_cost_is_free_and_silent_when_unpriced(caplog: pytest.LogCaptureFixture) -> None:
+    table = PriceTable.default()
+    with caplog.at_level(logging.WARNING, logger="langchain_hybrid.costs"):
+        assert table.local_cost_of("SmolLM2-135M-Instruct", 1000, 1000) == 0.0
+    assert not caplog.records
+    assert table.local_cost_of("gpt-4o", 1_000_000, 0) == pytest.approx(2.5)
+
+
+def test_token_usage_of_a_message() -> None:
+    usage = {"input_tokens": 12, "output_tokens": 3, "total_tokens": 15}
+    assert token_usage(AIMessage("hi", usage_metadata=usage)) == (12, 3)  # type: ignore[arg-type]
+    assert token_usage(AIMessage("hi")) == (0, 0)
+    assert token_usage(None) == (0, 0)
 
 
 def test_local_models_can_be_priced() -> None:

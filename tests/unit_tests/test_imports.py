@@ -11,6 +11,7 @@ EXPECTED_ALL = [
     "ConfidenceGate",
     "ConfidenceScorer",
     "ContextWindowExceededError",
+    "EarlyEscalation",
     "ForceCloudRule",
     "ForceLocalRule",
     "HedgeDetector",
@@ -29,6 +30,7 @@ EXPECTED_ALL = [
     "RoutingPolicy",
     "RoutingStatsHandler",
     "UnsupportedCallOptionError",
+    "Verdict",
     "__version__",
 ]
 

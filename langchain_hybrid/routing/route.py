@@ -1,0 +1,617 @@
+"""The flow of one routed call, written once; ChatHybrid and ConfidenceGate drive it.
+
+:func:`route_flow` is a generator that holds every routing decision: pre-routing rules,
+the local attempt and its verdict (with early escalation), the cloud call, degrading to
+the local answer when the cloud fails, and the one :class:`RouteDecision` of the call. It
+does no I/O itself: it yields *steps* (:class:`Call`, :class:`Open`, :class:`Pull`,
+:class:`Close`, :class:`Emit`) and receives their results. A driver carries the steps out:
+:func:`drive` with blocking calls, :func:`adrive` with awaited ones. Both yield the chunks
+the flow emits (streaming mode) and, last, the :class:`Routed` result.
+
+Hosts describe the call in a :class:`Route` (policy, what the rules see, how the tiers are
+called, how to find the answer message in a tier's output) and supply the tier calls
+(:class:`TierCalls` / :class:`AsyncTierCalls`).
+
+Example:
+    >>> from langchain_core.messages import AIMessage, HumanMessage
+    >>> from langchain_hybrid.routing.policy import RoutingPolicy
+    >>> from langchain_hybrid.routing.rules import RoutingContext
+    >>> sure = AIMessage("Paris", response_metadata={"logprobs": {"content": [
+    ...     {"token": "Paris", "logprob": -0.01}]}})
+    >>> class Tiers:
+    ...     def call(self, tier): return sure if tier == "local" else AIMessage("cloud")
+    ...     def stream(self, tier): return iter([self.call(tier)])
+    >>> route = Route(policy=RoutingPolicy(), context=RoutingContext([HumanMessage("Capital?")]),
+    ...               local_streams=False)
+    >>> routed = run(route_flow(route), Tiers())
+    >>> routed.output.content, routed.decision.tier, routed.decision.reason
+    ('Paris', 'local', 'confident')
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import add_ai_message_chunks
+
+from langchain_hybrid.costs import PriceTable, token_usage
+from langchain_hybrid.errors import (
+    BothTiersFailedError,
+    ContextWindowExceededError,
+    InvalidMessagesError,
+    UnsupportedCallOptionError,
+)
+from langchain_hybrid.logprobs import logprob_entries, message_logprobs
+from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
+from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
+from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
+
+__all__ = [
+    "END",
+    "AsyncTierCalls",
+    "Call",
+    "Close",
+    "Emit",
+    "Open",
+    "Pull",
+    "Route",
+    "Routed",
+    "Step",
+    "TierCalls",
+    "adrive",
+    "arun",
+    "check_messages",
+    "drive",
+    "model_label",
+    "route_flow",
+    "run",
+]
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class Call:
+    """Call ``tier`` once; the driver sends back its whole output."""
+
+    tier: Tier
+
+
+@dataclass(frozen=True)
+class Open:
+    """Open ``tier``'s stream (closing any stream still open)."""
+
+    tier: Tier
+
+
+@dataclass(frozen=True)
+class Pull:
+    """Take the next chunk of the open stream; the driver sends back :data:`END` at its end."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the open stream before it ended (the answer stopped early)."""
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Hand ``chunk`` to the caller now (streaming mode)."""
+
+    chunk: Any
+
+
+Step = Call | Open | Pull | Close | Emit
+
+
+class _End:
+    def __repr__(self) -> str:
+        return "END"
+
+
+#: What :class:`Pull` receives when the stream has no more chunks.
+END: Any = _End()
+
+
+class TierCalls(Protocol):
+    """How a host calls its tiers with blocking I/O."""
+
+    def call(self, tier: Tier) -> Any:
+        """Run ``tier`` on the request and return its output."""
+
+    def stream(self, tier: Tier) -> Iterator[Any]:
+        """Stream ``tier``'s output on the request."""
+
+
+class AsyncTierCalls(Protocol):
+    """How a host calls its tiers with async I/O."""
+
+    async def acall(self, tier: Tier) -> Any:
+        """Run ``tier`` on the request and return its output."""
+
+    def astream(self, tier: Tier) -> AsyncIterator[Any]:
+        """Stream ``tier``'s output on the request."""
+
+
+# ---------------------------------------------------------------------------- input
+
+_MESSAGE_TYPES = (SystemMessage, HumanMessage, AIMessage, ToolMessage, FunctionMessage, ChatMessage)
+_CHAT_ROLES = frozenset(
+    {"system", "developer", "user", "human", "assistant", "ai", "tool", "function"}
+)
+
+
+def check_messages(messages: Sequence[BaseMessage]) -> None:
+    """Reject a request that no tier should see (the first step of a routed call).
+
+    Raises :class:`InvalidMessagesError` for an empty list, a message of a kind chat
+    models do not take, and a ``ChatMessage`` with a role no chat template places.
+
+    Example:
+        >>> check_messages([ChatMessage(role="narrator", content="Once upon a time")])
+        Traceback (most recent call last):
+        ...
+        langchain_hybrid.errors.InvalidMessagesError: Message 0 has role 'narrator'; ...
+    """
+    if not messages:
+        raise InvalidMessagesError(
+            "Received an empty list of messages: pass at least one message, "
+            "e.g. llm.invoke('Hello') or llm.invoke([('human', 'Hello')])."
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, _MESSAGE_TYPES):
+            raise InvalidMessagesError(
+                f"Message {index} is a {type(message).__name__}, which chat models do not "
+                "take; send SystemMessage, HumanMessage, AIMessage or ToolMessage."
+            )
+        if isinstance(message, ChatMessage) and message.role not in _CHAT_ROLES:
+            raise InvalidMessagesError(
+                f"Message {index} has role {message.role!r}; use one of "
+                f"{', '.join(sorted(_CHAT_ROLES))} (or SystemMessage, HumanMessage, ...)."
+            )
+
+
+# ---------------------------------------------------------------------------- the call
+
+
+def _message_itself(output: Any) -> BaseMessage | None:
+    return output if isinstance(output, BaseMessage) else None
+
+
+@dataclass
+class Route:
+    """What the flow needs to know about one call.
+
+    Args:
+        policy: the routing policy in force.
+        context: what the pre-routing rules see.
+        capability: the host's own verdict on what the local tier cannot serve (e.g.
+            tools it cannot call); it runs at the policy's capability stage.
+        local_streams: the local tier is streamed (which lets the policy stop it early);
+            else it is called once and judged on its whole output.
+        streaming: the caller streams: the answer's chunks are emitted as they arrive.
+        max_tokens: the local tier's token limit (exact early-escalation bounds).
+        find_message: where the answer message is in a tier's output.
+        prices: for the decision's cost figures.
+        local_label, cloud_label: model names to price by when an answer names none.
+    """
+
+    policy: RoutingPolicy
+    context: RoutingContext
+    capability: RuleOutcome | None = None
+    local_streams: bool = True
+    streaming: bool = False
+    max_tokens: int | None = None
+    find_message: Callable[[Any], BaseMessage | None] = _message_itself
+    prices: PriceTable = field(default_factory=PriceTable.default)
+    local_label: str = ""
+    cloud_label: str = ""
+
+
+@dataclass
+class Routed:
+    """The outcome of one call: the answer, its decision, and what is left to emit.
+
+    ``output`` is the answering tier's output (chunks merged when it streamed); ``held``
+    are the chunks of the answer that were not emitted yet (a local answer is held until
+    it is judged); ``local_answer`` is the local attempt's answer message, if any.
+    """
+
+    output: Any
+    decision: RouteDecision
+    held: list[Any]
+    local_answer: BaseMessage | None
+
+
+@dataclass
+class _Attempt:
+    """The local tier's attempt at the request."""
+
+    chunks: list[Any] = field(default_factory=list)
+    output: Any = None
+    message: BaseMessage | None = None
+    error: Exception | None = None
+    latency_s: float = 0.0
+    tokens_seen: int = 0
+
+    @property
+    def output_tokens(self) -> int:
+        """Local tokens spent: the reported usage, else the tokens seen before stopping."""
+        return token_usage(self.message)[1] or self.tokens_seen
+
+
+@dataclass
+class _Trip:
+    """The state of one call as the flow proceeds."""
+
+    pre: RuleOutcome | None = None
+    attempt: _Attempt | None = None
+    verdict: Verdict | None = None
+    tier: Tier = "local"
+    reason: RouteReason = "confident"
+    output: Any = None
+    held: list[Any] = field(default_factory=list)
+    shown: bool = False
+    degraded: bool = False
+    cloud_latency_s: float | None = None
+    cloud_error: Exception | None = None
+    local_call_s: float | None = None
+
+
+_LOCAL_CANNOT_SERVE = (InvalidMessagesError, UnsupportedCallOptionError)
+
+
+def route_flow(route: Route) -> Generator[Step, Any, Routed]:
+    """Route one call: pre-route, local attempt, verdict, cloud, degrade, decision.
+
+    Run it with :func:`drive` / :func:`adrive` (or :func:`run` / :func:`arun`).
+    """
+    trip = _Trip(pre=route.policy.pre_route(route.context, route.capability))
+    if trip.pre is not None:
+        trip.tier, trip.reason = trip.pre.tier, trip.pre.reason
+        if trip.tier == "local":
+            yield from _answer(route, trip, "local")  # nothing else may answer: errors raise
+        else:
+            yield from _cloud(route, trip)
+    else:
+        trip.attempt = yield from _local_attempt(route, trip)
+        if trip.tier == "local":
+            trip.output, trip.held = trip.attempt.output, trip.attempt.chunks
+        else:
+            yield from _cloud(route, trip)
+    return Routed(
+        output=trip.output,
+        decision=_decision(route, trip),
+        held=trip.held,
+        local_answer=trip.attempt.message if trip.attempt is not None else None,
+    )
+
+
+def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
+    """Generate locally, judging as it goes; set the trip's verdict, tier and reason."""
+    attempt = _Attempt()
+    watch = route.policy.watch(route.max_tokens)
+    started = time.perf_counter()
+    try:
+        if route.local_streams:
+            trip.verdict = yield from _watch_stream(attempt, watch)
+            attempt.output = _merge(attempt.chunks) if attempt.chunks else None
+        else:
+            attempt.output = yield Call("local")
+            attempt.chunks = [attempt.output]
+    except Exception as exc:  # noqa: BLE001 - routed to the cloud, reported in the decision
+        attempt.error = exc
+    attempt.latency_s = time.perf_counter() - started
+    attempt.tokens_seen = watch.running.n_tokens
+    if attempt.error is None:
+        attempt.message = route.find_message(attempt.output)
+        if trip.verdict is None:
+            trip.verdict = watch.finish(attempt.message)
+        attempt.tokens_seen = attempt.tokens_seen or trip.verdict.n_tokens
+        trip.tier, trip.reason = trip.verdict.tier, trip.verdict.reason
+    else:
+        trip.tier, trip.reason = "cloud", _error_reason(attempt.error)
+    return attempt
+
+
+def _watch_stream(attempt: _Attempt, watch: AnswerWatch) -> Generator[Step, Any, Verdict | None]:
+    """Pull the local stream into ``attempt``; return a verdict if it had to stop early."""
+    yield Open("local")
+    while (chunk := (yield Pull())) is not END:
+        attempt.chunks.append(chunk)
+        message = _message_chunk(chunk)
+        stopped = watch.add(logprob_entries(message_logprobs(message)), str(message.text))
+        if stopped is not None:
+            yield Close()
+            return stopped
+    return None
+
+
+def _error_reason(error: Exception) -> RouteReason:
+    if isinstance(error, ContextWindowExceededError):
+        return "context_too_long"
+    if isinstance(error, _LOCAL_CANNOT_SERVE):
+        return "local_unsupported"
+    return "local_error"
+
+
+def _answer(route: Route, trip: _Trip, tier: Tier) -> Generator[Step, Any, None]:
+    """Get the answer from ``tier``: streamed to the caller when streaming, else one call."""
+    started = time.perf_counter()
+    try:
+        if route.streaming and (tier == "cloud" or route.local_streams):
+            chunks: list[Any] = []
+            yield Open(tier)
+            while (chunk := (yield Pull())) is not END:
+                if _shown(chunk):
+                    trip.shown = True
+                chunks.append(chunk)
+                yield Emit(chunk)
+            trip.output, trip.held = (_merge(chunks) if chunks else None), []
+        else:
+            trip.output = yield Call(tier)
+            trip.held = [trip.output]
+    finally:
+        elapsed = time.perf_counter() - started
+        if tier == "cloud":
+            trip.cloud_latency_s = elapsed
+        else:
+            trip.local_call_s = elapsed
+
+
+def _cloud(route: Route, trip: _Trip) -> Generator[Step, Any, None]:
+    """Answer from the cloud; if it fails before showing anything, degrade to the local tier."""
+    try:
+        yield from _answer(route, trip, "cloud")
+    except Exception as exc:
+        if trip.shown:
+            raise  # part of the cloud answer is already out; it cannot be taken back
+        trip.cloud_error = exc
+        yield from _degrade(route, trip, exc)
+
+
+def _degrade(route: Route, trip: _Trip, cloud_error: Exception) -> Generator[Step, Any, None]:
+    """Answer locally after the cloud failed: the finished attempt, or a new local call."""
+    attempt = trip.attempt
+    if attempt is not None and attempt.error is not None:
+        raise BothTiersFailedError(attempt.error, cloud_error) from cloud_error
+    if trip.pre is not None and trip.reason != "rule_force_cloud":
+        not_asked = RuntimeError(f"the local tier was not asked ({trip.reason})")
+        raise BothTiersFailedError(not_asked, cloud_error) from cloud_error
+    trip.degraded = True
+    if attempt is not None and trip.verdict is not None and not trip.verdict.early_abort:
+        trip.output, trip.held = attempt.output, attempt.chunks
+        return
+    try:
+        yield from _answer(route, trip, "local")
+    except Exception as exc:
+        raise BothTiersFailedError(exc, cloud_error) from cloud_error
+
+
+# ---------------------------------------------------------------------------- the decision
+
+
+def _decision(route: Route, trip: _Trip) -> RouteDecision:
+    """Build the one record of the call."""
+    attempt, verdict = trip.attempt, trip.verdict
+    answer = route.find_message(trip.output)
+    answered_by_cloud = trip.tier == "cloud" and not trip.degraded
+    cloud_name = _model_name(answer if answered_by_cloud else None, route.cloud_label)
+    tokens = token_usage(answer)
+    avoided = 0.0
+    if answered_by_cloud:
+        cost = route.prices.cost_of(cloud_name, *tokens)
+    else:
+        cost = route.prices.local_cost_of(_model_name(answer, route.local_label), *tokens)
+        if trip.tier == "local" and cloud_name:
+            # What the cloud would have charged for the same prompt and answer length.
+            avoided = max(0.0, route.prices.cost_of(cloud_name, *tokens) - cost)
+    local_tokens = attempt.output_tokens if attempt is not None else 0
+    if trip.local_call_s is not None:
+        local_tokens += tokens[1]  # the local tier answered in a call of its own
+    confidence = verdict.confidence if verdict is not None else None
+    usage = getattr(answer, "usage_metadata", None)
+    return RouteDecision(
+        tier="local" if trip.degraded else trip.tier,
+        reason=trip.reason,
+        confidence=confidence.score if confidence is not None else None,
+        threshold=route.policy.threshold,
+        features=dict(confidence.features) if confidence is not None else {},
+        escalated=attempt is not None and trip.tier == "cloud",
+        degraded=trip.degraded,
+        early_abort=verdict is not None and verdict.early_abort,
+        local_latency_s=_sum(attempt.latency_s if attempt else None, trip.local_call_s),
+        cloud_latency_s=trip.cloud_latency_s,
+        cost_usd=cost,
+        cost_avoided_usd=avoided,
+        policy_version=route.policy.version,
+        scorer=route.policy.scorer.name,
+        local_output_tokens=local_tokens,
+        rule=trip.pre.rule_name if trip.pre is not None else None,
+        error=_error_text(trip),
+        finish_reason=verdict.finish_reason if verdict is not None else None,
+        usage=dict(usage) if usage else None,
+    )
+
+
+def _error_text(trip: _Trip) -> str | None:
+    if trip.cloud_error is not None:
+        return str(trip.cloud_error)
+    if trip.attempt is not None and trip.attempt.error is not None:
+        return f"{type(trip.attempt.error).__name__}: {trip.attempt.error}"
+    return None
+
+
+def _sum(*parts: float | None) -> float | None:
+    """Add the latencies that happened; None when none did."""
+    present = [p for p in parts if p is not None]
+    return sum(present) if present else None
+
+
+def _model_name(message: BaseMessage | None, fallback: str) -> str:
+    """Return the model that produced ``message`` (from its metadata), else ``fallback``."""
+    if message is not None:
+        name = message.response_metadata.get("model_name") or message.response_metadata.get("model")
+        if name:
+            return str(name)
+    return fallback
+
+
+def model_label(runnable: Any) -> str:
+    """Name a tier by its model (``model_name``, ``model``, ``model_id``), else ``""``.
+
+    Example:
+        >>> from langchain_core.language_models import FakeListChatModel
+        >>> model_label(FakeListChatModel(responses=["x"]))
+        ''
+    """
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(runnable, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+# ---------------------------------------------------------------------------- chunks
+
+
+def _message_chunk(chunk: Any) -> AIMessageChunk:
+    if not isinstance(chunk, AIMessageChunk):
+        raise TypeError(f"the local tier streamed {type(chunk).__name__}; expected AIMessageChunk")
+    return chunk
+
+
+def _shown(chunk: Any) -> bool:
+    """Whether an emitted chunk showed any of the answer (text or a tool call)."""
+    if isinstance(chunk, AIMessageChunk):
+        return bool(chunk.content or chunk.tool_call_chunks)
+    return True
+
+
+def _merge(chunks: list[Any]) -> Any:
+    """Add a tier's chunks up, as LangChain does (message chunks in one pass)."""
+    if all(isinstance(c, AIMessageChunk) for c in chunks):
+        return add_ai_message_chunks(chunks[0], *chunks[1:])
+    return functools.reduce(operator.add, chunks)
+
+
+# ---------------------------------------------------------------------------- drivers
+
+
+def drive(flow: Generator[Step, Any, Routed], calls: TierCalls) -> Iterator[Any]:
+    """Carry out the flow's steps with blocking calls.
+
+    Yields each chunk the flow emits, then the :class:`Routed` result. Exceptions of a
+    call are thrown into the flow; an open stream is closed when it ends, when the flow
+    closes it, when the flow finishes or fails, and when the caller stops iterating.
+    """
+    stream: Iterator[Any] | None = None
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as done:
+                yield done.value
+                return
+            reply, error = None, None
+            if isinstance(step, Emit):
+                yield step.chunk
+                continue
+            try:
+                if isinstance(step, Call):
+                    reply = calls.call(step.tier)
+                elif isinstance(step, Pull):
+                    assert stream is not None, "Pull without an open stream"
+                    reply = next(stream, END)
+                else:
+                    _close(stream)
+                    stream = calls.stream(step.tier) if isinstance(step, Open) else None
+            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
+                error = exc
+            if reply is END or error is not None:
+                _close(stream)
+                stream = None
+    finally:
+        _close(stream)
+        flow.close()
+
+
+async def adrive(flow: Generator[Step, Any, Routed], calls: AsyncTierCalls) -> AsyncIterator[Any]:
+    """Async twin of :func:`drive`: the same flow, with awaited calls."""
+    stream: AsyncIterator[Any] | None = None
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as done:
+                yield done.value
+                return
+            reply, error = None, None
+            if isinstance(step, Emit):
+                yield step.chunk
+                continue
+            try:
+                if isinstance(step, Call):
+                    reply = await calls.acall(step.tier)
+                elif isinstance(step, Pull):
+                    assert stream is not None, "Pull without an open stream"
+                    reply = await anext(stream, END)
+                else:
+                    await _aclose(stream)
+                    stream = calls.astream(step.tier) if isinstance(step, Open) else None
+            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
+                error = exc
+            if reply is END or error is not None:
+                await _aclose(stream)
+                stream = None
+    finally:
+        await _aclose(stream)
+        flow.close()
+
+
+def run(flow: Generator[Step, Any, Routed], calls: TierCalls) -> Routed:
+    """Drive a non-streaming flow to its result (it emits nothing)."""
+    return _routed_of(list(drive(flow, calls)))
+
+
+async def arun(flow: Generator[Step, Any, Routed], calls: AsyncTierCalls) -> Routed:
+    """Async twin of :func:`run`."""
+    return _routed_of([item async for item in adrive(flow, calls)])
+
+
+def _routed_of(items: list[Any]) -> Routed:
+    if len(items) != 1 or not isinstance(items[0], Routed):
+        raise AssertionError(f"a non-streaming route emitted chunks: {items[:-1]!r}")
+    return items[0]
+
+
+def _close(stream: Iterator[Any] | None) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(stream: AsyncIterator[Any] | None) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
