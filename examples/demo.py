@@ -41,7 +41,9 @@ def main() -> None:
     llm = ChatHybrid(local=local, cloud=cloud, threshold=-0.6)
     stats = RoutingStatsHandler()
     print(f"local: {local.model_name} (loaded in {time.perf_counter() - start:.1f}s)")
-    print(f"cloud: {cloud_label}\nthreshold: mean token log-prob >= {llm.threshold}\n")
+    print(
+        f"cloud: {cloud_label}\nthreshold: mean token log-prob >= {llm.routing_policy.threshold}\n"
+    )
 
     gold = {row["question"]: row["answer"] for row in load_sample()}
     questions = sys.argv[1:] or EASY + list(gold)

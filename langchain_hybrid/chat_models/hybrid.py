@@ -37,6 +37,7 @@ from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
 from langchain_hybrid.routing.policy import RoutingPolicy
 from langchain_hybrid.routing.route import (
+    Flow,
     Route,
     Routed,
     adrive,
@@ -100,6 +101,12 @@ class ChatHybrid(BaseChatModel):
             Overrides the policy's threshold.
         scorer: ConfidenceScorer | None
             Overrides the policy's scorer.
+        temperature, max_tokens, stop: float | None, int | None, list[str] | None
+            Generation settings sent to both tiers with every call (None: each tier's
+            own). Client settings (``timeout``, ``max_retries``, keys) belong to the
+            tiers; other per-call options (``llm.invoke(..., top_p=0.9)``) reach both.
+        streaming: bool
+            Answer ``invoke`` through the streaming path (default False).
         prices: PriceTable
             USD prices per model, for ``cost_usd`` and ``cost_avoided_usd``.
         event_local_logprobs: bool
@@ -471,7 +478,7 @@ class ChatHybrid(BaseChatModel):
         callbacks: CallbackManager | AsyncCallbackManager | None,
         *,
         streaming: bool,
-    ) -> tuple[Any, _Tiers]:
+    ) -> tuple[Flow, _Tiers]:
         """Validate the request and set up its flow and tier calls (shared by every driver)."""
         check_messages(messages)
         RoutedRun.mark_routed()

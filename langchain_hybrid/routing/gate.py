@@ -22,6 +22,7 @@ from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
 from langchain_hybrid.routing.policy import DEFAULT_THRESHOLD, RoutingPolicy
 from langchain_hybrid.routing.route import (
+    Flow,
     Route,
     Routed,
     adrive,
@@ -159,7 +160,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
     # ------------------------------------------------------------------ the route
 
-    def _route(self, input: Any, *, streaming: bool) -> Any:
+    def _route(self, input: Any, *, streaming: bool) -> Flow:
         route = Route(
             policy=self.routing_policy,
             context=RoutingContext.from_input(input),

@@ -67,6 +67,7 @@ __all__ = [
     "Call",
     "Close",
     "Emit",
+    "Flow",
     "Open",
     "Pull",
     "Route",
@@ -118,6 +119,8 @@ class Emit:
 
 
 Step = Call | Open | Pull | Close | Emit
+#: A routed call's flow: yields steps, receives their results, returns the outcome.
+Flow = Generator[Step, Any, "Routed"]
 
 
 class _End:
@@ -277,7 +280,7 @@ class _Trip:
 _LOCAL_CANNOT_SERVE = (InvalidMessagesError, UnsupportedCallOptionError)
 
 
-def route_flow(route: Route) -> Generator[Step, Any, Routed]:
+def route_flow(route: Route) -> Flow:
     """Route one call: pre-route, local attempt, verdict, cloud, degrade, decision.
 
     Run it with :func:`drive` / :func:`adrive` (or :func:`run` / :func:`arun`).
@@ -514,7 +517,7 @@ def _merge(chunks: list[Any]) -> Any:
 # ---------------------------------------------------------------------------- drivers
 
 
-def drive(flow: Generator[Step, Any, Routed], calls: TierCalls) -> Iterator[Any]:
+def drive(flow: Flow, calls: TierCalls) -> Iterator[Any]:
     """Carry out the flow's steps with blocking calls.
 
     Yields each chunk the flow emits, then the :class:`Routed` result. Exceptions of a
@@ -554,7 +557,7 @@ def drive(flow: Generator[Step, Any, Routed], calls: TierCalls) -> Iterator[Any]
         flow.close()
 
 
-async def adrive(flow: Generator[Step, Any, Routed], calls: AsyncTierCalls) -> AsyncIterator[Any]:
+async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncIterator[Any]:
     """Async twin of :func:`drive`: the same flow, with awaited calls."""
     stream: AsyncIterator[Any] | None = None
     reply: Any = None
@@ -589,12 +592,12 @@ async def adrive(flow: Generator[Step, Any, Routed], calls: AsyncTierCalls) -> A
         flow.close()
 
 
-def run(flow: Generator[Step, Any, Routed], calls: TierCalls) -> Routed:
+def run(flow: Flow, calls: TierCalls) -> Routed:
     """Drive a non-streaming flow to its result (it emits nothing)."""
     return _routed_of(list(drive(flow, calls)))
 
 
-async def arun(flow: Generator[Step, Any, Routed], calls: AsyncTierCalls) -> Routed:
+async def arun(flow: Flow, calls: AsyncTierCalls) -> Routed:
     """Async twin of :func:`run`."""
     return _routed_of([item async for item in adrive(flow, calls)])
 

@@ -36,6 +36,7 @@ from tests.unit_tests.test_chat_hybrid import (
     LOCAL_MODEL,
     RAMBLE_Q,
     UNSURE_Q,
+    Recorder,
     cloud_model,
     cloud_server,
     get_weather,
@@ -344,3 +345,18 @@ def test_the_routed_run_reports_no_usage_of_its_own(
     message = result.generations[0][0].message  # type: ignore[attr-defined]
     assert isinstance(message, AIMessage) and message.usage_metadata is None
     assert routing(message)["usage"] is not None
+
+
+@pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "escalated"])
+def test_streaming_invoke_routes_alike_and_reports(
+    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, question: str
+) -> None:
+    recorder = Recorder()
+    streamed = hybrid(local_server, cloud_server, streaming=True).invoke(
+        question, config={"callbacks": [recorder]}
+    )
+    direct = hybrid(local_server, cloud_server).invoke(question)
+    assert streamed.content == direct.content
+    assert without_timing(routing(streamed)) == without_timing(routing(direct))
+    assert [e["data"] for e in recorder.route_events()] == [routing(streamed)]
+    assert {s["name"] for s in recorder.starts} >= {"local"}  # tier runs nest under it
