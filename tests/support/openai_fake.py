@@ -69,6 +69,7 @@ __all__ = [
     "StartStream",
     "error_body",
     "last_user_text",
+    "logprob_content",
     "split_tokens",
 ]
 
@@ -227,6 +228,16 @@ def _logprob_entry(token: str, logprob: float, top_n: int) -> ChatCompletionToke
     return ChatCompletionTokenLogprob(
         token=token, logprob=logprob, bytes=list(token.encode()), top_logprobs=top
     )
+
+
+def logprob_content(
+    tokens: Iterable[str], logprobs: Iterable[float], top_n: int = 0
+) -> list[dict[str, Any]]:
+    """OpenAI's ``logprobs["content"]`` entries for ``tokens``, as a model would send them."""
+    return [
+        _wire(_logprob_entry(token, logprob, top_n))
+        for token, logprob in zip(tokens, logprobs, strict=True)
+    ]
 
 
 def _tool_calls(reply: ScriptedReply) -> list[ChatCompletionMessageFunctionToolCall]:
