@@ -94,6 +94,9 @@ def make_chat_openai(server: FakeOpenAI, **kw: Any) -> ChatOpenAI:
     if isinstance(server, MockOpenAI):
         params["http_client"] = server.http_client()
         params["http_async_client"] = server.http_async_client()
+        # No TCP, so no TCP keep-alive options: ChatOpenAI would otherwise open a
+        # probe socket to see which options the kernel accepts.
+        params["http_socket_options"] = ()
     params.update(kw)
     return ChatOpenAI(**params)
 
