@@ -34,11 +34,11 @@ def _answers() -> Iterator[AIMessage | str]:
 class FakeLocalChatModel(GenericFakeChatModel):
     """Scripted answers with per-token log-probs; a local tier that cannot call tools.
 
-    Example:
-        >>> llm = FakeLocalChatModel(messages=iter(["Paris."]), logprob=-0.2)
-        >>> msg = llm.invoke("Capital of France?")
-        >>> [(e["token"], e["logprob"]) for e in msg.response_metadata["logprobs"]["content"]]
-        [('Paris', -0.2), ('.', -0.2)]
+    Example::
+
+        llm = FakeLocalChatModel(messages=iter(["Paris."]), logprob=-0.2)
+        msg = llm.invoke("Capital of France?")
+        msg.response_metadata["logprobs"]["content"]  # [{"token": "Paris", "logprob": -0.2, ...
     """
 
     messages: Iterator[AIMessage | str] = Field(default_factory=_answers)
