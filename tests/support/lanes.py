@@ -32,7 +32,8 @@ _HOW_TO_FIX = (
     "Unit tests run without model weights. Use a fake local tier "
     "(tests.support.fake_chat.FakeLocalChatModel, or ChatOpenAI with "
     "tests.support.openai_mock.MockOpenAI), or move the test to tests/integration_tests, "
-    "where the `local_llm` fixture holds the embedded model, loaded once per session."
+    "where the `local_llm` fixture holds the embedded model, loaded once per session; "
+    "mark a docstring example that needs the model `# doctest: +SKIP`."
 )
 
 
