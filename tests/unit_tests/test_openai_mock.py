@@ -8,6 +8,7 @@ The tests of :class:`OpenAIContract` run here against :class:`MockOpenAI` and in
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -103,7 +104,7 @@ async def test_async_delay_does_not_block_the_event_loop() -> None:
 
 
 def test_a_failing_responder_surfaces_in_the_test_and_is_recorded() -> None:
-    def responder(body: dict) -> str:
+    def responder(body: dict[str, Any]) -> str:
         raise KeyError("oops")
 
     mock = MockOpenAI(responder=responder)
