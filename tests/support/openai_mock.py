@@ -126,7 +126,7 @@ class _AsyncEvents(httpx.AsyncByteStream):
 
 
 class MockOpenAI(FakeOpenAI):
-    """The fake OpenAI API behind ``httpx.MockTransport`` s (see the module docstring).
+    """The fake OpenAI API behind an ``httpx.MockTransport`` (see the module docstring).
 
     Args:
         responder: Optional ``Callable[[request_body], ScriptedReply | Fault | str]``
