@@ -1,4 +1,4 @@
-"""Pytest fixtures for the loopback OpenAI and LangSmith stand-ins.
+"""Pytest fixtures for the OpenAI and LangSmith stand-ins (loopback servers and a socket-free mock).
 
 Loaded for the whole test suite by ``tests/conftest.py``
 (``pytest_plugins = ["tests.support.fixtures"]``).
