@@ -1,13 +1,20 @@
 # Two entry points, as in the README's quick start:
 #   make demo   set up and run the demo on the embedded local model
-#   make test   set up and run the whole test suite
+#   make test   set up and run the whole test suite (both lanes)
+# and, for development:
+#   make test-unit          the fast lane: tests/unit_tests and the package's doctests,
+#                           no model weights, no network sockets
+#   make test-integration   the real local model, servers on 127.0.0.1
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch; override for a GPU machine, e.g. make TORCH_SPEC='torch' demo
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup setup-test demo test lint bench
+UNIT_LANE := tests/unit_tests langchain_hybrid
+INTEGRATION_LANE := tests/integration_tests
+
+.PHONY: setup setup-test demo test test-unit test-integration lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +31,19 @@ setup-test: setup
 demo: setup
 	$(BIN)/python examples/demo.py
 
+# One pytest session runs both lanes, the fast one first.
 test: setup-test
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest $(UNIT_LANE) $(INTEGRATION_LANE)
+
+test-unit: setup-test
+	$(BIN)/python -m pytest $(UNIT_LANE)
+
+test-integration: setup-test
+	$(BIN)/python -m pytest $(INTEGRATION_LANE)
 
 lint: setup-test
-	$(BIN)/ruff check langchain_hybrid tests benchmarks examples
-	$(BIN)/ruff format --check langchain_hybrid tests benchmarks examples
+	$(BIN)/ruff check langchain_hybrid tests benchmarks examples conftest.py
+	$(BIN)/ruff format --check langchain_hybrid tests benchmarks examples conftest.py
 	$(BIN)/mypy langchain_hybrid
 
 bench: setup

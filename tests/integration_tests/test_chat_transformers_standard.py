@@ -1,8 +1,33 @@
-"""LangChain's standard integration tests for ChatTransformers on the real embedded model."""
+"""LangChain's standard tests for ChatTransformers on the real embedded model.
+
+Both suites are here: a ``ChatTransformers`` loads its weights when it is
+constructed, so even the standard *unit* suite (construction, parameters,
+serialisation, ``bind_tools``) needs them.
+"""
 
 from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_hybrid import ChatTransformers
+
+
+class TestChatTransformersStandard(ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[ChatTransformers]:
+        return ChatTransformers
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"seed": 0}
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        # Another local model would have to be loaded into memory per call.
+        return False
 
 
 class TestChatTransformersIntegration(ChatModelIntegrationTests):

@@ -1,9 +1,14 @@
-"""Pytest fixtures for the loopback OpenAI and LangSmith stand-ins.
+"""Pytest fixtures for the OpenAI and LangSmith stand-ins (loopback servers and a socket-free mock).
 
 Loaded for the whole test suite by ``tests/conftest.py``
 (``pytest_plugins = ["tests.support.fixtures"]``).
 
-* ``openai_server``: a started :class:`FakeOpenAIServer` (function scope).
+* ``openai_server``: a started :class:`FakeOpenAIServer` on 127.0.0.1 (function
+  scope; integration tests).
+* ``openai_mock``: a :class:`MockOpenAI`, the same scripted API behind an
+  ``httpx.MockTransport`` (function scope; unit tests, no socket).
+* :func:`make_chat_openai` / :func:`make_openai_client`: real clients wired to
+  either of them.
 * ``langsmith_capture``: a started :class:`LangSmithCaptureServer`, with the
   ``LANGSMITH_*`` environment pointing at it and a fresh cached
   ``langsmith.Client`` for the test. Flush with :func:`flush_traces` (or
@@ -17,16 +22,21 @@ import os
 from collections.abc import Iterator
 from typing import Any, cast
 
+import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
 from tests.support.langsmith_capture import LangSmithCaptureServer, RunsPredicate
+from tests.support.openai_fake import FakeOpenAI
+from tests.support.openai_mock import MockOpenAI
 from tests.support.openai_server import FakeOpenAIServer
 
 __all__ = [
     "flush_traces",
     "langsmith_capture",
     "make_chat_openai",
+    "make_openai_client",
+    "openai_mock",
     "openai_server",
     "reset_langsmith_client",
 ]
@@ -65,8 +75,12 @@ def _loopback_only(mp: pytest.MonkeyPatch) -> None:
         mp.setenv(var, f"{current},{_LOOPBACK_NO_PROXY}" if current else _LOOPBACK_NO_PROXY)
 
 
-def make_chat_openai(server: FakeOpenAIServer, **kw: Any) -> ChatOpenAI:
-    """A real ``ChatOpenAI`` talking to ``server``.
+def make_chat_openai(server: FakeOpenAI, **kw: Any) -> ChatOpenAI:
+    """A real ``ChatOpenAI`` talking to ``server``, over HTTP or with no socket at all.
+
+    A :class:`FakeOpenAIServer` is reached at its ``base_url``; a :class:`MockOpenAI`
+    answers through the sync and async ``httpx`` clients wired in here
+    (``http_client=``, ``http_async_client=``).
 
     Defaults: ``api_key="test-key"``, ``model="gpt-4o"``, ``max_retries=0``;
     any of them (and any other ``ChatOpenAI`` field) can be overridden by ``kw``.
@@ -77,8 +91,23 @@ def make_chat_openai(server: FakeOpenAIServer, **kw: Any) -> ChatOpenAI:
         "model": "gpt-4o",
         "max_retries": 0,
     }
+    if isinstance(server, MockOpenAI):
+        params["http_client"] = server.http_client()
+        params["http_async_client"] = server.http_async_client()
+        # No TCP, so no TCP keep-alive options: ChatOpenAI would otherwise open a
+        # probe socket to see which options the kernel accepts.
+        params["http_socket_options"] = ()
     params.update(kw)
     return ChatOpenAI(**params)
+
+
+def make_openai_client(server: FakeOpenAI, **kw: Any) -> openai.OpenAI:
+    """A real ``openai.OpenAI`` client talking to ``server`` (``max_retries=0``)."""
+    params: dict[str, Any] = {"base_url": server.base_url, "api_key": "test-key", "max_retries": 0}
+    if isinstance(server, MockOpenAI):
+        params["http_client"] = server.http_client()
+    params.update(kw)
+    return openai.OpenAI(**params)
 
 
 @pytest.fixture
@@ -88,6 +117,12 @@ def openai_server() -> Iterator[FakeOpenAIServer]:
         _loopback_only(mp)
         with FakeOpenAIServer() as server:
             yield server
+
+
+@pytest.fixture
+def openai_mock() -> MockOpenAI:
+    """The same fake OpenAI API without a socket: pass it to :func:`make_chat_openai`."""
+    return MockOpenAI()
 
 
 def reset_langsmith_client() -> None:

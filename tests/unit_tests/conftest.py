@@ -1,16 +1,13 @@
-from typing import Any
+"""The unit lane: no network sockets and no model weights (see tests/support/lanes.py)."""
+
+from collections.abc import Iterator
 
 import pytest
 
-from langchain_hybrid import ChatTransformers
+from tests.support.lanes import unit_lane
 
 
-@pytest.fixture(scope="session")
-def local_llm() -> ChatTransformers:
-    """The embedded model, loaded once per test session (every instance shares the weights)."""
-    return ChatTransformers(max_tokens=48)
-
-
-@pytest.fixture(scope="session")
-def embedded_tokenizer(local_llm: ChatTransformers) -> Any:
-    return local_llm._loaded.tokenizer
+@pytest.fixture(autouse=True)
+def _unit_lane() -> Iterator[None]:
+    with unit_lane():
+        yield

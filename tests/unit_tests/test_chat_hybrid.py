@@ -1,16 +1,15 @@
 """ChatHybrid routing, surfaces and LangChain integration, with scripted tiers.
 
-Both tiers are real ``ChatOpenAI`` clients talking to two loopback
-:class:`FakeOpenAIServer` instances: the *local* one answers with chosen log-probs
-(confident: -0.05, unsure: -2.0, hedge: "I don't know."), so every routing path is
-reachable quickly and deterministically. Tool tests use the real local
-``ChatTransformers`` (which cannot call tools).
+Both tiers are real ``ChatOpenAI`` clients answered, without a socket, by two
+:class:`MockOpenAI` fakes of the OpenAI API: the *local* one answers with chosen
+log-probs (confident: -0.05, unsure: -2.0, hedge: "I don't know."), so every
+routing path is reachable quickly and deterministically. Tool tests use a local
+tier that cannot call tools (:class:`FakeLocalChatModel`, as ``ChatTransformers``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,7 +25,6 @@ from pydantic import BaseModel, Field
 from langchain_hybrid import (
     BothTiersFailedError,
     ChatHybrid,
-    ChatTransformers,
     EarlyEscalation,
     ForceCloudRule,
     ForceLocalRule,
@@ -36,13 +34,10 @@ from langchain_hybrid import (
     RoutingPolicy,
     RoutingStatsHandler,
 )
+from tests.support.fake_chat import FakeLocalChatModel
 from tests.support.fixtures import make_chat_openai
-from tests.support.openai_server import (
-    FakeOpenAIServer,
-    Fault,
-    ScriptedReply,
-    last_user_text,
-)
+from tests.support.openai_fake import Fault, ScriptedReply, last_user_text
+from tests.support.openai_mock import MockOpenAI
 
 LOCAL_MODEL = "local-small"  # not in the price table: local answers cost nothing
 CLOUD_MODEL = "gpt-4o"
@@ -77,29 +72,33 @@ def cloud_responder(body: dict[str, Any]) -> ScriptedReply:
 
 
 @pytest.fixture
-def cloud_server(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
-    openai_server.responder = cloud_responder
-    return openai_server
+def cloud_server(openai_mock: MockOpenAI) -> MockOpenAI:
+    openai_mock.responder = cloud_responder
+    return openai_mock
 
 
 @pytest.fixture
-def local_server(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
-    # Depends on openai_server so that its loopback NO_PROXY settings are in force.
-    with FakeOpenAIServer(responder=local_responder) as server:
-        yield server
+def local_server() -> MockOpenAI:
+    return MockOpenAI(responder=local_responder)
 
 
-def local_model(server: FakeOpenAIServer, **kw: Any) -> ChatOpenAI:
+@pytest.fixture
+def local_without_tools() -> FakeLocalChatModel:
+    """A local tier that cannot call tools (its bind_tools raises NotImplementedError)."""
+    return FakeLocalChatModel()
+
+
+def local_model(server: MockOpenAI, **kw: Any) -> ChatOpenAI:
     return make_chat_openai(server, model=LOCAL_MODEL, logprobs=True, stream_usage=True, **kw)
 
 
-def cloud_model(server: FakeOpenAIServer, **kw: Any) -> ChatOpenAI:
+def cloud_model(server: MockOpenAI, **kw: Any) -> ChatOpenAI:
     # stream_usage=True is what ChatOpenAI defaults to against api.openai.com.
     return make_chat_openai(server, model=CLOUD_MODEL, stream_usage=True, **kw)
 
 
 @pytest.fixture
-def llm(local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer) -> ChatHybrid:
+def llm(local_server: MockOpenAI, cloud_server: MockOpenAI) -> ChatHybrid:
     return ChatHybrid(
         local=local_model(local_server), cloud=cloud_model(cloud_server), threshold=-0.6
     )
@@ -160,7 +159,7 @@ class Recorder(BaseCallbackHandler):
 
 
 def test_confident_answer_stays_local(
-    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     msg = llm.invoke(CONFIDENT_Q)
 
@@ -191,7 +190,7 @@ def test_confident_answer_stays_local(
 
 
 def test_low_confidence_escalates_to_cloud(
-    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     msg = llm.invoke(UNSURE_Q)
 
@@ -218,7 +217,7 @@ def test_low_confidence_escalates_to_cloud(
     assert last_user_text(cloud_server.chat_requests[0]) == UNSURE_Q
 
 
-def test_hedge_escalates_with_reason_hedge(llm: ChatHybrid, cloud_server: FakeOpenAIServer) -> None:
+def test_hedge_escalates_with_reason_hedge(llm: ChatHybrid, cloud_server: MockOpenAI) -> None:
     msg = llm.invoke(HEDGE_Q)
 
     assert msg.content == CLOUD_ANSWER
@@ -230,7 +229,7 @@ def test_hedge_escalates_with_reason_hedge(llm: ChatHybrid, cloud_server: FakeOp
 
 
 def test_hedge_escalates_without_early_escalation(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = ChatHybrid(
         local=local_model(local_server),
@@ -241,9 +240,7 @@ def test_hedge_escalates_without_early_escalation(
     assert (r["tier"], r["reason"], r["early_abort"]) == ("cloud", "hedge", False)
 
 
-def test_early_escalation_stops_the_local_stream(
-    llm: ChatHybrid, local_server: FakeOpenAIServer
-) -> None:
+def test_early_escalation_stops_the_local_stream(llm: ChatHybrid, local_server: MockOpenAI) -> None:
     # 100 tokens at -2.0, 20 ms apart: reading them all would take 2 s.
     local_server.enqueue(
         ScriptedReply(LOCAL_RAMBLE, logprobs=-2.0, fault=Fault(chunk_delay_s=0.02))
@@ -260,7 +257,7 @@ def test_early_escalation_stops_the_local_stream(
 
 
 def test_early_escalation_off_reads_the_whole_local_answer(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = ChatHybrid(
         local=local_model(local_server),
@@ -276,7 +273,7 @@ def test_early_escalation_off_reads_the_whole_local_answer(
     assert r["features"]["n_tokens"] == RAMBLE_TOKENS
 
 
-def test_threshold_decides(local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer) -> None:
+def test_threshold_decides(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     local_server.enqueue(ScriptedReply(LOCAL_UNSURE, logprobs=-2.0))
     lenient = ChatHybrid(
         local=local_model(local_server), cloud=cloud_model(cloud_server), threshold=-3.0
@@ -287,7 +284,7 @@ def test_threshold_decides(local_server: FakeOpenAIServer, cloud_server: FakeOpe
 
 
 def test_truncated_local_answer_escalates(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     cut = ScriptedReply("The capital of France is", logprobs=-0.05, finish_reason="length")
     local_server.enqueue(cut)
@@ -310,18 +307,17 @@ def test_truncated_local_answer_escalates(
 
 
 @pytest.mark.parametrize("finish", ["timeout", "cancelled"])
-def test_unfinished_local_answer_escalates(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, finish: str
-) -> None:
-    local_server.enqueue(ScriptedReply("The", logprobs=-0.01, finish_reason=finish))
-    llm = ChatHybrid(local=local_model(local_server), cloud=cloud_model(cloud_server))
+def test_unfinished_local_answer_escalates(cloud_server: MockOpenAI, finish: str) -> None:
+    # ChatTransformers ends an answer with "timeout" (its deadline) or "cancelled".
+    local = FakeLocalChatModel(messages=iter(["The"]), logprob=-0.01, finish_reason=finish)
+    llm = ChatHybrid(local=local, cloud=cloud_model(cloud_server))
     msg = llm.invoke(CONFIDENT_Q)
     r = routing(msg)
     assert msg.content == CLOUD_ANSWER
     assert (r["tier"], r["reason"], r["finish_reason"]) == ("cloud", "unfinished", finish)
 
 
-def test_local_error_goes_to_cloud(llm: ChatHybrid, local_server: FakeOpenAIServer) -> None:
+def test_local_error_goes_to_cloud(llm: ChatHybrid, local_server: MockOpenAI) -> None:
     local_server.enqueue(Fault(status=500))
     msg = llm.invoke(CONFIDENT_Q)
 
@@ -333,7 +329,7 @@ def test_local_error_goes_to_cloud(llm: ChatHybrid, local_server: FakeOpenAIServ
 
 
 def test_both_tiers_failing_raises_one_error_naming_both(
-    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     local_server.enqueue(Fault(status=500, error_message="local GPU on fire"))
     cloud_server.enqueue(Fault(status=429, retry_after_s=None))
@@ -348,7 +344,7 @@ def test_both_tiers_failing_raises_one_error_naming_both(
 
 
 async def test_both_tiers_failing_async(
-    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     local_server.enqueue(Fault(status=500))
     cloud_server.enqueue(Fault(drop=True))
@@ -356,9 +352,7 @@ async def test_both_tiers_failing_async(
         await llm.ainvoke(CONFIDENT_Q)
 
 
-def test_cloud_is_asked_for_logprobs(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
-) -> None:
+def test_cloud_is_asked_for_logprobs(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     cloud = cloud_model(cloud_server)
     assert cloud.logprobs is None
     llm = ChatHybrid(local=local_model(local_server), cloud=cloud)
@@ -374,7 +368,7 @@ def test_cloud_is_asked_for_logprobs(
 
 
 def test_cloud_logprobs_false_is_respected(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = ChatHybrid(
         local=local_model(local_server), cloud=cloud_model(cloud_server, logprobs=False)
@@ -389,7 +383,7 @@ def test_cloud_logprobs_false_is_respected(
 # --------------------------------------------------------------------------- policy rules
 
 
-def test_force_local_rule(local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer) -> None:
+def test_force_local_rule(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     policy = RoutingPolicy(
         threshold=-0.6, rules=[ForceLocalRule(pattern="(?i)confidential", name="nda")]
     )
@@ -409,7 +403,7 @@ def test_force_local_rule(local_server: FakeOpenAIServer, cloud_server: FakeOpen
     assert len(local_server.chat_requests) == 1
 
 
-def test_force_cloud_rule(local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer) -> None:
+def test_force_cloud_rule(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     policy = RoutingPolicy(threshold=-0.6, rules=[ForceCloudRule(pattern="(?i)legal")])
     llm = ChatHybrid(
         local=local_model(local_server), cloud=cloud_model(cloud_server), policy=policy
@@ -426,9 +420,7 @@ def test_force_cloud_rule(local_server: FakeOpenAIServer, cloud_server: FakeOpen
     assert routing(llm.invoke(CONFIDENT_Q))["reason"] == "confident"
 
 
-def test_max_local_context_rule(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
-) -> None:
+def test_max_local_context_rule(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     policy = RoutingPolicy(threshold=-0.6, rules=[MaxLocalContextRule(max_tokens=50)])
     llm = ChatHybrid(
         local=local_model(local_server), cloud=cloud_model(cloud_server), policy=policy
@@ -446,7 +438,7 @@ def test_max_local_context_rule(
 
 
 def test_policy_file_round_trip(
-    tmp_path: Path, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    tmp_path: Path, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     path = tmp_path / "policy.json"
     RoutingPolicy(
@@ -489,7 +481,7 @@ def test_policy_file_round_trip(
     ids=["status-500", "dropped"],
 )
 def test_cloud_failure_degrades_to_local_answer(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer, fault: Fault, error_text: str
+    llm: ChatHybrid, cloud_server: MockOpenAI, fault: Fault, error_text: str
 ) -> None:
     cloud_server.enqueue(fault)
     msg = llm.invoke(UNSURE_Q)
@@ -504,7 +496,7 @@ def test_cloud_failure_degrades_to_local_answer(
 
 
 def test_cloud_failure_after_early_abort_finishes_the_local_answer(
-    llm: ChatHybrid, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(Fault(status=500))
     msg = llm.invoke(RAMBLE_Q)
@@ -518,7 +510,7 @@ def test_cloud_failure_after_early_abort_finishes_the_local_answer(
 
 
 def test_force_cloud_with_cloud_failure_degrades(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     policy = RoutingPolicy(threshold=-0.6, rules=[ForceCloudRule(pattern="legal")])
     llm = ChatHybrid(
@@ -537,7 +529,7 @@ def test_force_cloud_with_cloud_failure_degrades(
 
 
 def test_context_too_long_with_cloud_failure_raises_both_tiers_failed(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     import openai
 
@@ -560,16 +552,14 @@ def test_context_too_long_with_cloud_failure_raises_both_tiers_failed(
     assert local_server.chat_requests == []  # a too-long prompt is never sent locally
 
 
-async def test_async_cloud_failure_degrades(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer
-) -> None:
+async def test_async_cloud_failure_degrades(llm: ChatHybrid, cloud_server: MockOpenAI) -> None:
     cloud_server.enqueue(Fault(status=500))
     msg = await llm.ainvoke(UNSURE_Q)
     r = routing(msg)
     assert msg.content == LOCAL_UNSURE and r["degraded"] and "500" in r["error"]
 
 
-def test_stream_cloud_failure_degrades(llm: ChatHybrid, cloud_server: FakeOpenAIServer) -> None:
+def test_stream_cloud_failure_degrades(llm: ChatHybrid, cloud_server: MockOpenAI) -> None:
     cloud_server.enqueue(Fault(status=500))
     chunks = list(llm.stream(UNSURE_Q))
     merged = merge(chunks)
@@ -579,7 +569,7 @@ def test_stream_cloud_failure_degrades(llm: ChatHybrid, cloud_server: FakeOpenAI
 
 
 def test_stream_cloud_drop_before_any_text_degrades(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, cloud_server: MockOpenAI
 ) -> None:
     # OpenAI sends an empty role chunk first; a drop right after it lost no visible text.
     cloud_server.enqueue(ScriptedReply(CLOUD_ANSWER, fault=Fault(drop_after_chunks=1)))
@@ -592,7 +582,7 @@ def test_stream_cloud_drop_before_any_text_degrades(
 
 
 async def test_astream_cloud_drop_before_any_text_degrades(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer
+    llm: ChatHybrid, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(ScriptedReply(CLOUD_ANSWER, fault=Fault(drop_after_chunks=1)))
     chunks = [c async for c in llm.astream(UNSURE_Q)]
@@ -600,9 +590,7 @@ async def test_astream_cloud_drop_before_any_text_degrades(
     assert routing(merge(chunks))["degraded"]
 
 
-def test_stream_cloud_drop_mid_answer_raises(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer
-) -> None:
+def test_stream_cloud_drop_mid_answer_raises(llm: ChatHybrid, cloud_server: MockOpenAI) -> None:
     # Part of the cloud answer is already out: a local answer cannot replace it.
     cloud_server.enqueue(ScriptedReply(CLOUD_ANSWER, fault=Fault(drop_after_chunks=3)))
     received: list[str] = []
@@ -634,9 +622,7 @@ def test_stream_local_decision(llm: ChatHybrid) -> None:
     assert merged.usage_metadata is not None and merged.usage_metadata["output_tokens"] == 7
 
 
-def test_stream_holds_local_tokens_until_decided(
-    llm: ChatHybrid, local_server: FakeOpenAIServer
-) -> None:
+def test_stream_holds_local_tokens_until_decided(llm: ChatHybrid, local_server: MockOpenAI) -> None:
     # 7 local tokens 50 ms apart: nothing may come out before the local answer is complete.
     local_server.enqueue(
         ScriptedReply(LOCAL_CONFIDENT, logprobs=-0.05, fault=Fault(chunk_delay_s=0.05))
@@ -670,9 +656,7 @@ def test_stream_escalated_streams_cloud_chunks(llm: ChatHybrid) -> None:
     assert len(merged.response_metadata["logprobs"]["content"]) == 7
 
 
-def test_stream_escalated_arrives_token_by_token(
-    llm: ChatHybrid, cloud_server: FakeOpenAIServer
-) -> None:
+def test_stream_escalated_arrives_token_by_token(llm: ChatHybrid, cloud_server: MockOpenAI) -> None:
     # The cloud streams 7 tokens 100 ms apart; the first must arrive long before the last.
     cloud_server.enqueue(
         ScriptedReply(CLOUD_ANSWER, logprobs=-0.01, fault=Fault(chunk_delay_s=0.1))
@@ -724,7 +708,7 @@ async def test_ainvoke_matches_invoke(llm: ChatHybrid) -> None:
     assert routing(hedge)["reason"] == "hedge"
 
 
-def test_batch_mixed_outcomes(llm: ChatHybrid, cloud_server: FakeOpenAIServer) -> None:
+def test_batch_mixed_outcomes(llm: ChatHybrid, cloud_server: MockOpenAI) -> None:
     answers = llm.batch([CONFIDENT_Q, UNSURE_Q, HEDGE_Q, CONFIDENT_Q])
 
     assert [a.content for a in answers] == [
@@ -873,9 +857,7 @@ async def test_tier_runs_nest_under_the_hybrid_run_inside_a_chain(
     assert event["run_id"] == hybrid[0]["run_id"]
 
 
-def test_event_local_logprobs(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
-) -> None:
+def test_event_local_logprobs(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     llm = ChatHybrid(
         local=local_model(local_server),
         cloud=cloud_model(cloud_server),
@@ -900,8 +882,8 @@ def test_event_local_logprobs(
 
 @pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "cloud"])
 def test_langchain_cache(
-    local_server: FakeOpenAIServer,
-    cloud_server: FakeOpenAIServer,
+    local_server: MockOpenAI,
+    cloud_server: MockOpenAI,
     question: str,
 ) -> None:
     llm = ChatHybrid(
@@ -953,12 +935,12 @@ class Answer(BaseModel):
 
 
 def test_bind_tools_local_cannot_call_tools_goes_to_cloud(
-    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+    local_without_tools: FakeLocalChatModel, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(
         ScriptedReply("", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
     )
-    llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server), threshold=-0.6)
+    llm = ChatHybrid(local=local_without_tools, cloud=cloud_model(cloud_server), threshold=-0.6)
     bound = llm.bind_tools([get_weather])
     assert isinstance(bound, RunnableBinding)
 
@@ -980,12 +962,12 @@ def test_bind_tools_local_cannot_call_tools_goes_to_cloud(
 
 
 def test_bind_tools_stream_through_cloud(
-    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+    local_without_tools: FakeLocalChatModel, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(
         ScriptedReply("", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
     )
-    llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server))
+    llm = ChatHybrid(local=local_without_tools, cloud=cloud_model(cloud_server))
     chunks = list(llm.bind_tools([get_weather]).stream("Weather in Oslo?"))
 
     merged = merge(chunks)
@@ -995,9 +977,7 @@ def test_bind_tools_stream_through_cloud(
     assert routing(merged)["reason"] == "local_unsupported"
 
 
-def test_bind_tools_binds_both_tiers(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
-) -> None:
+def test_bind_tools_binds_both_tiers(local_server: MockOpenAI, cloud_server: MockOpenAI) -> None:
     llm = ChatHybrid(local=local_model(local_server), cloud=cloud_model(cloud_server))
     bound = llm.bind_tools([get_weather], tool_choice="auto")
 
@@ -1013,14 +993,14 @@ def test_bind_tools_binds_both_tiers(
 
 
 def test_with_structured_output_through_cloud(
-    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+    local_without_tools: FakeLocalChatModel, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(
         ScriptedReply(
             "", tool_calls=[{"name": "Answer", "arguments": {"answer": "George Eliot", "score": 9}}]
         )
     )
-    llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server))
+    llm = ChatHybrid(local=local_without_tools, cloud=cloud_model(cloud_server))
 
     result = llm.with_structured_output(Answer).invoke(UNSURE_Q)
 
@@ -1031,14 +1011,14 @@ def test_with_structured_output_through_cloud(
 
 
 def test_with_structured_output_include_raw_has_routing(
-    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+    local_without_tools: FakeLocalChatModel, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(
         ScriptedReply(
             "", tool_calls=[{"name": "Answer", "arguments": {"answer": "Paris", "score": 10}}]
         )
     )
-    llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server))
+    llm = ChatHybrid(local=local_without_tools, cloud=cloud_model(cloud_server))
 
     out = llm.with_structured_output(Answer, include_raw=True).invoke(CONFIDENT_Q)
 
@@ -1048,7 +1028,7 @@ def test_with_structured_output_include_raw_has_routing(
 
 
 def test_cache_tells_tool_calls_from_plain_calls(
-    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+    local_without_tools: FakeLocalChatModel, cloud_server: MockOpenAI
 ) -> None:
     cloud_server.enqueue(
         ScriptedReply("", tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}]),
@@ -1056,7 +1036,9 @@ def test_cache_tells_tool_calls_from_plain_calls(
             "", tool_calls=[{"name": "Answer", "arguments": {"answer": "x", "score": 1}}]
         ),
     )
-    llm = ChatHybrid(local=local_llm, cloud=cloud_model(cloud_server), cache=InMemoryCache())
+    llm = ChatHybrid(
+        local=local_without_tools, cloud=cloud_model(cloud_server), cache=InMemoryCache()
+    )
     question = "Weather in Rome?"
 
     weather = llm.bind_tools([get_weather]).invoke(question)

@@ -1,53 +1,24 @@
 """LangChain's standard unit tests for ChatHybrid.
 
-The tiers are real: the embedded ``ChatTransformers`` as the local tier and a
-``ChatOpenAI`` talking to a loopback :class:`FakeOpenAIServer` as the cloud tier. The
-parameters are read from a class property, so the server is started lazily, once per
-module, and closed when the module's tests are done.
+The tiers need no weights and no socket: a :class:`FakeLocalChatModel` (log-probs,
+no tools, like ``ChatTransformers``) as the local tier and a real ``ChatOpenAI``
+answered by a :class:`MockOpenAI` as the cloud tier. ChatHybrid with the real
+embedded model passes LangChain's standard integration tests in
+``tests/integration_tests``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from langchain_openai import ChatOpenAI
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from langchain_hybrid import ChatHybrid, ChatTransformers
-from tests.support.openai_server import FakeOpenAIServer
+from langchain_hybrid import ChatHybrid
+from tests.support.fake_chat import FakeLocalChatModel
+from tests.support.fixtures import make_chat_openai
+from tests.support.openai_mock import MockOpenAI
 
-_SERVER: FakeOpenAIServer | None = None
-_LOCAL: ChatTransformers | None = None
-
-
-def _server() -> FakeOpenAIServer:
-    global _SERVER
-    if _SERVER is None:
-        _SERVER = FakeOpenAIServer().start()
-    return _SERVER
-
-
-def _local() -> ChatTransformers:
-    global _LOCAL
-    if _LOCAL is None:
-        _LOCAL = ChatTransformers(max_tokens=16)
-    return _LOCAL
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cloud_server_for_module() -> Iterator[None]:
-    global _SERVER
-    with pytest.MonkeyPatch.context() as mp:
-        no_proxy = os.environ.get("NO_PROXY", "")
-        mp.setenv("NO_PROXY", f"{no_proxy},127.0.0.1" if no_proxy else "127.0.0.1")
-        _server()
-        yield
-        if _SERVER is not None:
-            _SERVER.close()
-            _SERVER = None
+_CLOUD = MockOpenAI()
 
 
 class TestChatHybridStandard(ChatModelUnitTests):
@@ -57,10 +28,8 @@ class TestChatHybridStandard(ChatModelUnitTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        cloud = ChatOpenAI(
-            base_url=_server().base_url, api_key="test-key", model="gpt-4o", max_retries=0
-        )
-        return {"local": _local(), "cloud": cloud, "threshold": -0.6}
+        cloud = make_chat_openai(_CLOUD, model="gpt-4o")
+        return {"local": FakeLocalChatModel(), "cloud": cloud, "threshold": -0.6}
 
     @property
     def standard_chat_model_params(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Tiers are real runnables: ``RunnableLambda``s answering ``AIMessage``s with chosen
 log-probs (and recording what they were called with), ``GenericFakeChatModel``s, LCEL
 chains (``prompt | model``, a RAG-like ``RunnableParallel``) and a real ``ChatOpenAI``
-talking HTTP to the loopback :class:`FakeOpenAIServer`.
+answered, without a socket, by the :class:`MockOpenAI` fake of the OpenAI API.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from langchain_hybrid.routing import (
 )
 from langchain_hybrid.routing.gate import DEFAULT_THRESHOLD, find_message
 from tests.support.fixtures import make_chat_openai
-from tests.support.openai_server import FakeOpenAIServer, Fault, ScriptedReply
+from tests.support.openai_fake import Fault, ScriptedReply
+from tests.support.openai_mock import MockOpenAI
 
 THRESHOLD = -0.6
 SURE = -0.05  # per-token log-prob of a confident answer (mean -0.05 >= -0.6)
@@ -648,15 +649,15 @@ def test_both_failing_raise_one_error_naming_both() -> None:
 # --------------------------------------------------------------------------- HTTP fallback
 
 
-def test_http_fallback_invoke_is_priced(openai_server: FakeOpenAIServer) -> None:
-    openai_server.enqueue(ScriptedReply(CLOUD_TEXT))
+def test_http_fallback_invoke_is_priced(openai_mock: MockOpenAI) -> None:
+    openai_mock.enqueue(ScriptedReply(CLOUD_TEXT))
     primary = unsure_tier()
-    out = gate_of(primary, make_chat_openai(openai_server)).invoke(QUESTION)
+    out = gate_of(primary, make_chat_openai(openai_mock)).invoke(QUESTION)
 
     assert out.content == CLOUD_TEXT
     decision = routing(out)
     assert decision["tier"] == "cloud" and decision["degraded"] is False
-    [request] = openai_server.chat_requests
+    [request] = openai_mock.chat_requests
     assert request["messages"][-1]["content"] == QUESTION
     usage = out.usage_metadata
     assert usage is not None and usage["output_tokens"] > 0
@@ -664,60 +665,60 @@ def test_http_fallback_invoke_is_priced(openai_server: FakeOpenAIServer) -> None
     assert price is not None
     expected = price.cost(usage["input_tokens"], usage["output_tokens"])
     assert expected > 0 and decision["cost_usd"] == pytest.approx(expected)
-    assert openai_server.errors == []
+    assert openai_mock.errors == []
 
 
-def test_http_fallback_not_called_when_confident(openai_server: FakeOpenAIServer) -> None:
-    out = gate_of(confident_tier(), make_chat_openai(openai_server)).invoke(QUESTION)
+def test_http_fallback_not_called_when_confident(openai_mock: MockOpenAI) -> None:
+    out = gate_of(confident_tier(), make_chat_openai(openai_mock)).invoke(QUESTION)
     assert routing(out)["tier"] == "local"
-    assert openai_server.chat_requests == []
+    assert openai_mock.chat_requests == []
 
 
-def test_http_fallback_streams_token_by_token(openai_server: FakeOpenAIServer) -> None:
+def test_http_fallback_streams_token_by_token(openai_mock: MockOpenAI) -> None:
     tokens = ["The", " capital", " is", " Paris", "."]
-    openai_server.enqueue(ScriptedReply("".join(tokens), tokens=tokens))
-    gate = gate_of(unsure_tier(), make_chat_openai(openai_server))
+    openai_mock.enqueue(ScriptedReply("".join(tokens), tokens=tokens))
+    gate = gate_of(unsure_tier(), make_chat_openai(openai_mock))
     chunks = list(gate.stream(QUESTION))
 
     assert [c.content for c in chunks if c.content] == tokens
     merged = merge(chunks)
     assert merged.content == "".join(tokens)
     assert merged.response_metadata["routing"]["tier"] == "cloud"
-    [request] = openai_server.chat_requests
+    [request] = openai_mock.chat_requests
     assert request.get("stream") is True
-    assert openai_server.errors == []
+    assert openai_mock.errors == []
 
 
-def test_http_500_degrades_to_the_primary_answer(openai_server: FakeOpenAIServer) -> None:
-    openai_server.enqueue(Fault(status=500))
-    out = gate_of(unsure_tier("Maybe Lyon"), make_chat_openai(openai_server)).invoke(QUESTION)
+def test_http_500_degrades_to_the_primary_answer(openai_mock: MockOpenAI) -> None:
+    openai_mock.enqueue(Fault(status=500))
+    out = gate_of(unsure_tier("Maybe Lyon"), make_chat_openai(openai_mock)).invoke(QUESTION)
 
     assert out.content == "Maybe Lyon"
     decision = routing(out)
     assert decision["degraded"] is True and decision["tier"] == "local"
     assert "500" in decision["error"]
-    assert len(openai_server.chat_requests) == 1  # max_retries=0: one attempt
+    assert len(openai_mock.chat_requests) == 1  # max_retries=0: one attempt
 
 
-def test_http_500_while_streaming_degrades(openai_server: FakeOpenAIServer) -> None:
-    openai_server.enqueue(Fault(status=500))
-    chunks = list(gate_of(unsure_tier("Maybe Lyon"), make_chat_openai(openai_server)).stream("q"))
+def test_http_500_while_streaming_degrades(openai_mock: MockOpenAI) -> None:
+    openai_mock.enqueue(Fault(status=500))
+    chunks = list(gate_of(unsure_tier("Maybe Lyon"), make_chat_openai(openai_mock)).stream("q"))
     assert [c.content for c in chunks] == ["Maybe Lyon"]
     assert routing(chunks[0])["degraded"] is True
 
 
-async def test_http_fallback_astream(openai_server: FakeOpenAIServer) -> None:
+async def test_http_fallback_astream(openai_mock: MockOpenAI) -> None:
     tokens = ["Paris", " it", " is", "."]
-    openai_server.enqueue(ScriptedReply("".join(tokens), tokens=tokens))
-    gate = gate_of(unsure_tier(), make_chat_openai(openai_server))
+    openai_mock.enqueue(ScriptedReply("".join(tokens), tokens=tokens))
+    gate = gate_of(unsure_tier(), make_chat_openai(openai_mock))
     chunks = [c async for c in gate.astream(QUESTION)]
     assert [c.content for c in chunks if c.content] == tokens
     assert merge(chunks).response_metadata["routing"]["reason"] == "low_confidence"
 
 
-async def test_http_500_degrades_async(openai_server: FakeOpenAIServer) -> None:
-    openai_server.enqueue(Fault(status=500))
-    out = await gate_of(unsure_tier("Maybe Lyon"), make_chat_openai(openai_server)).ainvoke("q")
+async def test_http_500_degrades_async(openai_mock: MockOpenAI) -> None:
+    openai_mock.enqueue(Fault(status=500))
+    out = await gate_of(unsure_tier("Maybe Lyon"), make_chat_openai(openai_mock)).ainvoke("q")
     assert out.content == "Maybe Lyon"
     assert routing(out)["degraded"] is True and "500" in routing(out)["error"]
 

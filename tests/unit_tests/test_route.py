@@ -14,7 +14,6 @@ import pytest
 from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage
 from langchain_core.runnables import Runnable
-from langchain_openai import ChatOpenAI
 
 from langchain_hybrid import (
     ChatHybrid,
@@ -26,7 +25,9 @@ from langchain_hybrid import (
     MinLogprobScorer,
     RoutingPolicy,
 )
-from tests.support.openai_server import FakeOpenAIServer, Fault
+from tests.support.fake_chat import FakeLocalChatModel
+from tests.support.openai_fake import Fault
+from tests.support.openai_mock import MockOpenAI
 from tests.unit_tests.test_chat_hybrid import (
     CLOUD_ANSWER,
     CLOUD_MODEL,
@@ -97,7 +98,7 @@ def without_timing(decision: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in decision.items() if k not in TIMING}
 
 
-def script(local: FakeOpenAIServer, cloud: FakeOpenAIServer, scenario: str) -> str:
+def script(local: MockOpenAI, cloud: MockOpenAI, scenario: str) -> str:
     question, local_fault, cloud_fault = SCENARIOS[scenario]
     if local_fault is not None:
         local.enqueue(local_fault)
@@ -106,7 +107,7 @@ def script(local: FakeOpenAIServer, cloud: FakeOpenAIServer, scenario: str) -> s
     return question
 
 
-def hybrid(local: FakeOpenAIServer, cloud: FakeOpenAIServer, **kw: Any) -> ChatHybrid:
+def hybrid(local: MockOpenAI, cloud: MockOpenAI, **kw: Any) -> ChatHybrid:
     kw.setdefault("policy", POLICY)
     return ChatHybrid(local=local_model(local), cloud=cloud_model(cloud), **kw)
 
@@ -116,7 +117,7 @@ def hybrid(local: FakeOpenAIServer, cloud: FakeOpenAIServer, **kw: Any) -> ChatH
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 async def test_every_driver_reaches_the_same_decision(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, scenario: str
+    local_server: MockOpenAI, cloud_server: MockOpenAI, scenario: str
 ) -> None:
     decisions = {}
     for mode in MODES:
@@ -131,7 +132,7 @@ async def test_every_driver_reaches_the_same_decision(
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 async def test_the_gate_reaches_the_same_decision_in_every_driver(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, scenario: str
+    local_server: MockOpenAI, cloud_server: MockOpenAI, scenario: str
 ) -> None:
     decisions = {}
     for mode in MODES:
@@ -150,7 +151,7 @@ async def test_the_gate_reaches_the_same_decision_in_every_driver(
 
 @pytest.mark.parametrize("scenario", ["confident", "low_confidence", "hedge", "early_abort"])
 def test_judge_on_a_recorded_local_answer_equals_the_live_decision(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, scenario: str
+    local_server: MockOpenAI, cloud_server: MockOpenAI, scenario: str
 ) -> None:
     llm = hybrid(local_server, cloud_server)
     question = script(local_server, cloud_server, scenario)
@@ -170,7 +171,7 @@ def test_judge_on_a_recorded_local_answer_equals_the_live_decision(
 
 
 def test_a_saved_and_loaded_policy_routes_identically(
-    tmp_path: Any, local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    tmp_path: Any, local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     path = tmp_path / "policy.json"
     POLICY.save(path)
@@ -189,7 +190,7 @@ def test_a_saved_and_loaded_policy_routes_identically(
 
 
 def test_shorthands_fold_into_the_policy_and_copies_stay_live(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = hybrid(local_server, cloud_server, threshold=-0.6)
     assert routing(llm.invoke(UNSURE_Q))["reason"] == "low_confidence"
@@ -206,7 +207,7 @@ def test_shorthands_fold_into_the_policy_and_copies_stay_live(
 
 
 def test_a_scorer_shorthand_overrides_the_policy_scorer(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = hybrid(local_server, cloud_server, scorer=MinLogprobScorer())
     assert llm.routing_policy.scorer == MinLogprobScorer()
@@ -214,7 +215,7 @@ def test_a_scorer_shorthand_overrides_the_policy_scorer(
 
 
 def test_unknown_settings_are_an_error_not_ignored(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     with pytest.raises(ValueError, match="no setting 'early_escalation'.*RoutingPolicy"):
         hybrid(local_server, cloud_server, early_escalation=False)
@@ -223,7 +224,7 @@ def test_unknown_settings_are_an_error_not_ignored(
 
 
 def test_generation_settings_reach_both_tiers(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = hybrid(local_server, cloud_server, temperature=0.0, max_tokens=50, stop=["\n\n"])
     llm.invoke(UNSURE_Q)
@@ -246,8 +247,8 @@ def test_generation_settings_reach_both_tiers(
     ids=["empty", "unknown-role"],
 )
 def test_bad_input_is_a_typed_error_before_any_tier(
-    local_server: FakeOpenAIServer,
-    cloud_server: FakeOpenAIServer,
+    local_server: MockOpenAI,
+    cloud_server: MockOpenAI,
     messages: Sequence[BaseMessage],
 ) -> None:
     llm = hybrid(local_server, cloud_server)
@@ -256,19 +257,10 @@ def test_bad_input_is_a_typed_error_before_any_tier(
     assert local_server.chat_requests == [] and cloud_server.chat_requests == []
 
 
-class NoToolsChatOpenAI(ChatOpenAI):
-    """A local tier that cannot call tools."""
-
-    def bind_tools(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-
 def test_a_force_local_rule_wins_over_tools_the_local_tier_cannot_call(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    cloud_server: MockOpenAI,
 ) -> None:
-    local = NoToolsChatOpenAI(
-        base_url=local_server.base_url, api_key="k", model=LOCAL_MODEL, logprobs=True
-    )
+    local = FakeLocalChatModel()  # its bind_tools raises NotImplementedError
     llm = ChatHybrid(local=local, cloud=cloud_model(cloud_server), policy=POLICY)
     bound = llm.bind_tools([get_weather])
 
@@ -282,7 +274,7 @@ def test_a_force_local_rule_wins_over_tools_the_local_tier_cannot_call(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_the_gate_runs_the_pre_routing_rules(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, mode: str
+    local_server: MockOpenAI, cloud_server: MockOpenAI, mode: str
 ) -> None:
     gate = ConfidenceGate(local_model(local_server), cloud_model(cloud_server), policy=POLICY)
 
@@ -311,7 +303,7 @@ def usage_of(calls: Callable[[UsageMetadataCallbackHandler], None]) -> dict[str,
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "escalated"])
 async def test_the_usage_handler_sees_each_models_tokens_once(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, mode: str, question: str
+    local_server: MockOpenAI, cloud_server: MockOpenAI, mode: str, question: str
 ) -> None:
     llm = hybrid(local_server, cloud_server)
     handler = UsageMetadataCallbackHandler()
@@ -338,7 +330,7 @@ async def test_the_usage_handler_sees_each_models_tokens_once(
 
 
 def test_the_routed_run_reports_no_usage_of_its_own(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer
+    local_server: MockOpenAI, cloud_server: MockOpenAI
 ) -> None:
     llm = hybrid(local_server, cloud_server)
     result = llm.generate([[HumanMessage(UNSURE_Q)]])
@@ -349,7 +341,7 @@ def test_the_routed_run_reports_no_usage_of_its_own(
 
 @pytest.mark.parametrize("question", [CONFIDENT_Q, UNSURE_Q], ids=["local", "escalated"])
 def test_streaming_invoke_routes_alike_and_reports(
-    local_server: FakeOpenAIServer, cloud_server: FakeOpenAIServer, question: str
+    local_server: MockOpenAI, cloud_server: MockOpenAI, question: str
 ) -> None:
     recorder = Recorder()
     streamed = hybrid(local_server, cloud_server, streaming=True).invoke(

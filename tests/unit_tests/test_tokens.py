@@ -1,6 +1,4 @@
-import pytest
-
-from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
+from langchain_hybrid.chat_models._tokens import Utf8Assembler
 
 
 def test_assembler_holds_partial_characters() -> None:
@@ -14,12 +12,3 @@ def test_assembler_flush_replaces_truncated_bytes() -> None:
     asm = Utf8Assembler()
     assert asm.feed("é".encode()[:1]) == ""
     assert asm.flush() == "\ufffd"
-
-
-@pytest.mark.parametrize(
-    "text", ["Hello, world!", "  leading spaces", "naïve café ☃ 日本語 🙂", "line\nbreak\ttab"]
-)
-def test_token_bytes_concatenate_to_the_text(embedded_tokenizer, text: str) -> None:
-    ids = embedded_tokenizer(text, add_special_tokens=False)["input_ids"]
-    token_bytes = TokenBytes(embedded_tokenizer)
-    assert b"".join(token_bytes(i) for i in ids) == text.encode()

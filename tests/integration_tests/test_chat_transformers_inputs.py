@@ -1,4 +1,8 @@
-"""Bad inputs give clear, typed errors before any generation."""
+"""Bad inputs give clear, typed errors before any generation (on the loaded embedded model).
+
+Invalid constructor parameters fail before any weights load: those tests are in
+``tests/unit_tests/test_chat_transformers_params.py``.
+"""
 
 import pytest
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
@@ -69,12 +73,3 @@ def test_context_window_exceeded(local_llm: ChatTransformers) -> None:
     assert window is not None
     with pytest.raises(ContextWindowExceededError, match="max_tokens"):
         local_llm.invoke("hi", max_tokens=window)
-
-
-@pytest.mark.parametrize(
-    "params",
-    [{"temperature": -1}, {"max_tokens": 0}, {"top_p": 1.5}, {"top_logprobs": 21}, {"timeout": 0}],
-)
-def test_invalid_parameters(params: dict) -> None:
-    with pytest.raises(ValueError):
-        ChatTransformers(**params)
