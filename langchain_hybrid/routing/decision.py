@@ -11,10 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 __all__ = ["ROUTE_REASONS", "TIERS", "RouteDecision", "RouteReason", "Tier"]
@@ -174,7 +175,10 @@ class RouteDecision:
             >>> json.loads(json.dumps(RouteDecision("local", "confident").as_dict()))["tier"]
             'local'
         """
-        return asdict(self)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["features"] = dict(self.features)
+        values["usage"] = copy.deepcopy(self.usage)
+        return values
 
     def as_cached(self) -> RouteDecision:
         """Return this decision as replayed by a cache hit: nothing called, nothing spent.
