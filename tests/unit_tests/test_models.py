@@ -1,10 +1,12 @@
 """The embedded default model: locating, converting once, caching."""
 
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +69,64 @@ def test_conversion_happens_once_and_is_reused(
     )
     assert out.stdout.strip().splitlines()[-1] == str(folder)
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def _bar_output(capsys: pytest.CaptureFixture[str]) -> str:
+    from transformers.utils import logging as hf_logging
+
+    for _ in hf_logging.tqdm(range(3), desc="Loading weights"):
+        pass
+    return capsys.readouterr().err
+
+
+def test_loading_hides_transformers_progress_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as hf_logging
+
+    if not hasattr(hf_logging, "set_tqdm_hook"):
+        pytest.skip("this transformers version has no tqdm hook (and no 'Loading weights' bar)")
+    if not hf_logging.is_progress_bar_enabled():
+        pytest.skip("progress bars are disabled in this environment")
+    assert "Loading weights" in _bar_output(capsys)
+    with _models._progress_bars(show=False):
+        assert _bar_output(capsys) == ""
+    with _models._progress_bars(show=True):
+        assert "Loading weights" in _bar_output(capsys)
+    # The hook is restored afterwards.
+    assert "Loading weights" in _bar_output(capsys)
+
+
+def test_loading_shows_bars_when_transformers_is_verbose(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    if not hf_logging.is_progress_bar_enabled():
+        pytest.skip("progress bars are disabled in this environment")
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(logging.INFO)
+    try:
+        with _models._progress_bars(show=False):
+            assert "Loading weights" in _bar_output(capsys)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def test_hidden_bars_keep_a_hook_installed_before(capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as hf_logging
+
+    if not hasattr(hf_logging, "set_tqdm_hook"):
+        pytest.skip("this transformers version has no tqdm hook")
+    seen: list[dict[str, object]] = []
+
+    def user_hook(factory: Any, args: Any, kwargs: dict[str, object]) -> Any:
+        seen.append(kwargs)
+        return factory(*args, **kwargs)
+
+    previous = hf_logging.set_tqdm_hook(user_hook)
+    try:
+        with _models._progress_bars(show=False):
+            assert _bar_output(capsys) == ""
+        assert seen and seen[-1]["disable"] is True
+        assert "Loading weights" in _bar_output(capsys)
+    finally:
+        hf_logging.set_tqdm_hook(previous)
