@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -245,6 +246,25 @@ def load_model(spec: ModelSpec, *, verbose: bool = False) -> LoadedModel:
         return loaded
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a model loads.
+
+    Importing torch and transformers' modelling stack creates about a million
+    long-lived objects, and while they pile up the collector scans them again and
+    again: about 0.7 s of a 4 s cold start on a 2-core machine. Pausing loses
+    nothing: collection resumes afterwards (a collector the caller had disabled
+    stays disabled), and the load itself makes little cyclic garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 _TqdmHook = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -280,27 +300,28 @@ def _progress_bars(show: bool) -> Iterator[None]:
 
 
 def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    name, source, extra = _source_for(spec)  # converts a GGUF file once, outside the pause
+    with _gc_paused():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name, source, extra = _source_for(spec)
-    device = resolve_device(spec.device)
-    dtype = _resolve_dtype(spec.dtype, device)
-    try:
-        with _progress_bars(verbose):
-            tokenizer = AutoTokenizer.from_pretrained(
-                spec.tokenizer or source, trust_remote_code=spec.trust_remote_code, **extra
-            )
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, trust_remote_code=spec.trust_remote_code, **extra
-            )
-    except (OSError, ValueError) as exc:
-        raise ModelNotAvailableError(
-            f"Could not load local model {source!r}: {exc}\n"
-            "Pass a Hugging Face model id (with access to the hub or a warm HF cache), "
-            "a local folder saved with save_pretrained, or a .gguf file path."
-        ) from exc
-    model.to(device)
-    model.eval()
+        device = resolve_device(spec.device)
+        dtype = _resolve_dtype(spec.dtype, device)
+        try:
+            with _progress_bars(verbose):
+                tokenizer = AutoTokenizer.from_pretrained(
+                    spec.tokenizer or source, trust_remote_code=spec.trust_remote_code, **extra
+                )
+                model: Any = AutoModelForCausalLM.from_pretrained(
+                    source, dtype=dtype, trust_remote_code=spec.trust_remote_code, **extra
+                )
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailableError(
+                f"Could not load local model {source!r}: {exc}\n"
+                "Pass a Hugging Face model id (with access to the hub or a warm HF cache), "
+                "a local folder saved with save_pretrained, or a .gguf file path."
+            ) from exc
+        model.to(device)
+        model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(

@@ -1,5 +1,6 @@
 """The embedded default model: locating, converting once, caching."""
 
+import gc
 import importlib.util
 import logging
 import os
@@ -130,3 +131,17 @@ def test_hidden_bars_keep_a_hook_installed_before(capsys: pytest.CaptureFixture[
         assert "Loading weights" in _bar_output(capsys)
     finally:
         hf_logging.set_tqdm_hook(previous)
+
+
+def test_gc_pause_restores_the_collector_state() -> None:
+    assert gc.isenabled()
+    with _models._gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _models._gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
