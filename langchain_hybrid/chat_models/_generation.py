@@ -18,7 +18,7 @@ import atexit
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,7 @@ class GenerationRequest:
         assert self.result is not None
         return self.result
 
-    def iter_deltas(self) -> Iterator[TextDelta]:
+    def iter_deltas(self) -> Generator[TextDelta, None, None]:
         """Yield text deltas as tokens arrive; closing early cancels generation."""
         finished = False
         try:

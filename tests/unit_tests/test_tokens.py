@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
@@ -19,7 +21,7 @@ def test_assembler_flush_replaces_truncated_bytes() -> None:
 @pytest.mark.parametrize(
     "text", ["Hello, world!", "  leading spaces", "naïve café ☃ 日本語 🙂", "line\nbreak\ttab"]
 )
-def test_token_bytes_concatenate_to_the_text(embedded_tokenizer, text: str) -> None:
+def test_token_bytes_concatenate_to_the_text(embedded_tokenizer: Any, text: str) -> None:
     ids = embedded_tokenizer(text, add_special_tokens=False)["input_ids"]
     token_bytes = TokenBytes(embedded_tokenizer)
     assert b"".join(token_bytes(i) for i in ids) == text.encode()
