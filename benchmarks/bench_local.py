@@ -8,8 +8,9 @@
 3. Cold start with a warm cache: new process to first streamed token (goal < 4 s
    on a 2-core machine, stretch 3 s).
 4. One-shot script with a warm cache: new process that imports, builds
-   ChatTransformers, invokes once and exits (goal < 5 s: the cold start, a short
-   answer and an exit that does not wait on the idle worker).
+   ChatTransformers, invokes once and exits. Goal: exit does not wait on the idle
+   worker, so exit after the answer stays under 1.5 s (the interpreter's own
+   teardown of torch and transformers takes about 1 s on 2 cores).
 
 3 and 4 run in fresh processes, interleaved so both see the same machine state;
 each figure is the minimum of several runs, since other work on the machine only
@@ -153,7 +154,7 @@ def new_processes(rounds: int = 5) -> None:
     )
     print(
         f"one-shot script (warm cache): import, build, invoke once, exit {min(whole):.2f}s "
-        f"(exit after the answer {min(exits):.2f}s), min of {rounds}   (goal < 5 s)"
+        f"(exit after the answer {min(exits):.2f}s), min of {rounds}   (goal: exit < 1.5 s)"
     )
 
 
