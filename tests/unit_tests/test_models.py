@@ -1,11 +1,8 @@
-"""The embedded default model: locating, converting once, caching."""
+"""Locating the embedded default model, loading settings; no weights are loaded here."""
 
 import gc
 import importlib.util
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,32 +41,6 @@ def test_unknown_model_path_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_dtype_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="Unknown dtype"):
         _models._resolve_dtype("float13", "cpu")
-
-
-def test_conversion_happens_once_and_is_reused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv(_models.CACHE_ENV_VAR, str(tmp_path))
-    gguf = _models.embedded_gguf_path()
-    folder = _models.convert_gguf(gguf, _models.DEFAULT_MODEL_NAME)
-    assert folder.parent == tmp_path / "models"
-    assert (folder / "model.safetensors").is_file()
-    assert (folder / "tokenizer.json").is_file()
-    stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    # No half-written staging folders are left behind.
-    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
-
-    # A new process loads from the cache without converting again.
-    code = (
-        "from langchain_hybrid._models import ModelSpec, load_model;"
-        "print(load_model(ModelSpec()).source)"
-    )
-    env = {**os.environ, _models.CACHE_ENV_VAR: str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip().splitlines()[-1] == str(folder)
-    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 def _bar_output(capsys: pytest.CaptureFixture[str]) -> str:

@@ -2,7 +2,24 @@ from typing import Any
 
 import pytest
 
+from langchain_hybrid import _models
 from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
+
+
+@pytest.fixture(scope="module")
+def embedded_tokenizer() -> Any:
+    """The embedded model's tokenizer alone, without its weights.
+
+    Read from the converted cache when it is there, else from the GGUF file's
+    metadata (slower, but still no weights).
+    """
+    from transformers import AutoTokenizer
+
+    gguf = _models.embedded_gguf_path()
+    folder = _models._gguf_cache_folder(gguf, _models.DEFAULT_MODEL_NAME)
+    if (folder / _models._COMPLETE_MARKER).is_file():
+        return AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 def test_assembler_holds_partial_characters() -> None:
