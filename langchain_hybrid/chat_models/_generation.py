@@ -18,7 +18,7 @@ import atexit
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,7 @@ class GenerationRequest:
         assert self.result is not None
         return self.result
 
-    def iter_deltas(self) -> Iterator[TextDelta]:
+    def iter_deltas(self) -> Generator[TextDelta, None, None]:
         """Yield text deltas as tokens arrive; closing early cancels generation."""
         finished = False
         try:
@@ -289,18 +289,20 @@ class GenerationEngine:
             self._cond.notify_all()
         return request
 
-    def _next_batch(self) -> list[GenerationRequest]:
+    def _next_batch(self) -> list[GenerationRequest] | None:
+        """Wait for queued requests; ``None`` once the engine is closed and nothing is left."""
         with self._cond:
             while not self._queue:
+                if self._closed:
+                    return None
                 self._cond.wait()
             first = self._queue[0]
             if first.batch_group is not None:
-                group_id, size = first.batch_group
                 deadline = time.monotonic() + self.group_wait_s
-                while True:
+                while not self._closed:
                     arrived = sum(1 for r in self._queue if r.batch_group == first.batch_group)
                     remaining = deadline - time.monotonic()
-                    if arrived >= min(size, self.max_batch_size) or remaining <= 0:
+                    if arrived >= min(first.batch_group[1], self.max_batch_size) or remaining <= 0:
                         break
                     self._cond.wait(remaining)
             batch = [r for r in self._queue if r.settings == first.settings][: self.max_batch_size]
@@ -310,34 +312,51 @@ class GenerationEngine:
             return batch
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel queued and running requests and wait for the worker to finish its step."""
+        """Stop the engine: cancel queued and running requests and wait for the worker to end.
+
+        Running requests end with ``finish_reason="cancelled"`` within one token and
+        queued ones at once; an idle worker is woken and returns immediately. Later
+        ``submit`` calls raise ``RuntimeError``.
+
+        Example:
+            >>> engine = engine_for(load_model(ModelSpec()))  # doctest: +SKIP
+            >>> engine.shutdown()  # doctest: +SKIP
+            >>> engine.worker_alive  # doctest: +SKIP
+            False
+        """
         with self._cond:
             self._closed = True
-            pending = self._queue + self._running
+            for request in self._queue + self._running:
+                request.cancel.set()
             worker = self._worker
-        for request in pending:
-            request.cancel.set()
-        if worker is not None and worker.is_alive():
+            self._cond.notify_all()
+        if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
+
+    @property
+    def worker_alive(self) -> bool:
+        """Whether the worker thread is running (it starts with the first request)."""
+        worker = self._worker
+        return worker is not None and worker.is_alive()
 
     def _run_forever(self) -> None:
         while True:
             batch = self._next_batch()
+            if batch is None:
+                return
             try:
                 self._run_batch(batch)
-                if self._closed:
-                    return
             except BaseException as exc:  # noqa: BLE001 - delivered to every waiting caller
                 for request in batch:
                     if not request.done.is_set():
                         request.error = exc
                         request.deltas.put(exc)
                         request.done.set()
+            finally:
+                with self._cond:
+                    self._running = []
 
     def _run_batch(self, batch: list[GenerationRequest]) -> None:
-        import torch
-        from transformers import LogitsProcessor, StoppingCriteria
-
         live = [r for r in batch if not r.cancel.is_set()]
         for request in batch:
             if request.cancel.is_set():
@@ -346,6 +365,9 @@ class GenerationEngine:
                 self._deliver(row)
         if not live:
             return
+        import torch
+        from transformers import LogitsProcessor, StoppingCriteria
+
         rows = [_Row(r, self) for r in live]
         settings = live[0].settings
         width = max(len(r.prompt_ids) for r in live)
@@ -413,8 +435,6 @@ class GenerationEngine:
                 if not row.finished:
                     row._finish("length")
             self._deliver(row)
-        with self._cond:
-            self._running = []
 
     @staticmethod
     def _deliver(row: _Row) -> None:

@@ -103,6 +103,10 @@ class ChatTransformers(BaseChatModel):
             ``finish_reason="timeout"`` (the text so far is kept).
         max_retries: int
             Retries after an out-of-memory error of the accelerator.
+        verbose: bool
+            Show transformers' "Loading weights" progress bar while the model loads;
+            it is hidden unless this is true or transformers' verbosity is info or
+            debug (``TRANSFORMERS_VERBOSITY=info``).
 
     Instantiate:
         .. code-block:: python
@@ -247,7 +251,8 @@ class ChatTransformers(BaseChatModel):
                 dtype=self.dtype,
                 device=self.device,
                 trust_remote_code=self.trust_remote_code,
-            )
+            ),
+            verbose=self.verbose,
         )
         self._engine = engine_for(self._loaded)
         return self

@@ -4,11 +4,13 @@ import asyncio
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import torch
 from langchain_core.caches import InMemoryCache
 from langchain_core.globals import set_llm_cache
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 
 from langchain_hybrid import ChatTransformers
@@ -22,7 +24,12 @@ PROMPTS = [
 ]
 
 
-def _stream_sum(llm: ChatTransformers, prompt: str, **kw: object) -> AIMessageChunk:
+def _inputs(prompts: list[str]) -> list[LanguageModelInput]:
+    """The prompts as ``batch`` inputs (``list`` is invariant, so ``list[str]`` is not one)."""
+    return list(prompts)
+
+
+def _stream_sum(llm: ChatTransformers, prompt: str, **kw: Any) -> AIMessageChunk:
     full = None
     for chunk in llm.stream(prompt, **kw):
         assert isinstance(chunk, AIMessageChunk)
@@ -109,7 +116,7 @@ def test_stream_yields_token_by_token(local_llm: ChatTransformers) -> None:
 
 def test_batch_equals_one_by_one(local_llm: ChatTransformers) -> None:
     sequential = [local_llm.invoke(p) for p in PROMPTS]
-    batched = local_llm.batch(PROMPTS)
+    batched = local_llm.batch(_inputs(PROMPTS))
     assert [m.content for m in batched] == [m.content for m in sequential]
     for b, s in zip(batched, sequential, strict=True):
         b_lp = [e["logprob"] for e in b.response_metadata["logprobs"]["content"]]
@@ -130,13 +137,13 @@ def test_batch_runs_one_generate(
         original(batch)
 
     monkeypatch.setattr(engine, "_run_batch", spy)
-    local_llm.batch(PROMPTS * 2, max_tokens=4)
+    local_llm.batch(_inputs(PROMPTS * 2), max_tokens=4)
     assert sizes == [8]
 
 
 async def test_abatch_equals_batch(local_llm: ChatTransformers) -> None:
-    batched = local_llm.batch(PROMPTS[:3])
-    abatched = await local_llm.abatch(PROMPTS[:3])
+    batched = local_llm.batch(_inputs(PROMPTS[:3]))
+    abatched = await local_llm.abatch(_inputs(PROMPTS[:3]))
     assert [m.content for m in abatched] == [m.content for m in batched]
 
 
@@ -182,7 +189,9 @@ def test_stop_sequences(local_llm: ChatTransformers) -> None:
     mid = local_llm.invoke(PROMPTS[0], stop=["apit"])
     assert mid.content == "The c"
     # Constructor-level stop applies too.
-    assert ChatTransformers(stop=[" is"]).invoke(PROMPTS[0]).content == "The capital of France"
+    # (populate_by_name accepts the field name; type checkers only see its alias stop_sequences)
+    constructed = ChatTransformers(stop=[" is"])  # type: ignore[call-arg]
+    assert constructed.invoke(PROMPTS[0]).content == "The capital of France"
 
 
 def test_concurrent_threads_do_not_corrupt_each_other(local_llm: ChatTransformers) -> None:
@@ -227,7 +236,7 @@ def test_timeout_keeps_partial_answer(local_llm: ChatTransformers) -> None:
 
 
 def test_sampling_with_seed_is_reproducible(local_llm: ChatTransformers) -> None:
-    kw = {"temperature": 1.0, "top_p": 0.95, "seed": 7, "max_tokens": 16}
+    kw: dict[str, Any] = {"temperature": 1.0, "top_p": 0.95, "seed": 7, "max_tokens": 16}
     first = local_llm.invoke(PROMPTS[3], **kw).content
     assert local_llm.invoke(PROMPTS[3], **kw).content == first
 

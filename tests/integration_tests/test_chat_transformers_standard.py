@@ -5,6 +5,8 @@ constructed, so even the standard *unit* suite (construction, parameters,
 serialisation, ``bind_tools``) needs them.
 """
 
+from typing import Any
+
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
@@ -36,7 +38,7 @@ class TestChatTransformersIntegration(ChatModelIntegrationTests):
         return ChatTransformers
 
     @property
-    def chat_model_params(self) -> dict:
+    def chat_model_params(self) -> dict[str, Any]:
         # Short answers keep the suite fast on 2 CPU cores; behaviour does not depend on length.
         return {"max_tokens": 24}
 
