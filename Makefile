@@ -48,3 +48,4 @@ lint: setup-test
 
 bench: setup
 	$(BIN)/python benchmarks/bench_local.py
+	$(BIN)/python benchmarks/bench_hybrid.py
