@@ -171,10 +171,11 @@ class PriceTable(Mapping[str, ModelPrice]):
         if price is None:
             if model_name not in self._warned:
                 self._warned.add(model_name)
+                what = f"model {model_name!r}" if model_name else "an answer that names no model"
                 logger.warning(
-                    "no price known for model %r; counting its cost as 0.0 (pass "
-                    "prices=PriceTable.default().merged({name: ModelPrice(...)}) to count it)",
-                    model_name or "(the answer names no model)",
+                    "no price known for %s; counting its cost as 0.0 (pass prices="
+                    "PriceTable.default().merged({name: ModelPrice(...)}) to count it)",
+                    what,
                 )
             return 0.0
         return price.cost(input_tokens, output_tokens)

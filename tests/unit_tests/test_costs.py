@@ -130,3 +130,11 @@ def test_table_is_a_read_only_mapping() -> None:
         table["b"] = ModelPrice(1, 1)  # type: ignore[index]
     with pytest.raises(ValueError):
         PriceTable({"a": (1, 2)})  # type: ignore[dict-item]
+
+
+def test_an_answer_without_a_model_name_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    table = PriceTable.default()
+    with caplog.at_level(logging.WARNING, logger="langchain_hybrid.costs"):
+        assert table.cost_of("", 10, 10) == table.cost_of("", 10, 10) == 0.0
+    (record,) = caplog.records
+    assert "names no model" in record.getMessage()
