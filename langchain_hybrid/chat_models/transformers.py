@@ -650,19 +650,14 @@ def _role_of(message: BaseMessage, index: int) -> str:
 
 
 def _text_of(message: BaseMessage, index: int) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    parts: list[str] = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        else:
+    """Return the message's text (``message.text``) after checking it holds nothing else."""
+    if not isinstance(message.content, str):
+        for block in message.content:
+            if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"):
+                continue
             kind = block.get("type") if isinstance(block, dict) else type(block).__name__
             raise InvalidMessagesError(
                 f"Message {index} has a {kind!r} content block; ChatTransformers is text-only. "
                 "Send images, audio or files to a multimodal model (e.g. the cloud tier)."
             )
-    return "".join(parts)
+    return str(message.text)
