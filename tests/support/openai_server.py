@@ -30,7 +30,6 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,7 +40,6 @@ from tests.support.openai_fake import (
     Fault,
     RecordedRequest,
     Respond,
-    Responder,
     Script,
     ScriptedReply,
     Sleep,
@@ -267,21 +265,11 @@ class _OpenAIHTTPServer(LoopbackHTTPServer):
 class FakeOpenAIServer(FakeOpenAI):
     """An OpenAI-compatible server on 127.0.0.1 (see the module docstring).
 
-    Args:
-        responder: Optional ``Callable[[request_body], ScriptedReply | Fault | str]``
-            used when the queue is empty.
-        default_reply: Used when neither the queue nor a responder answers.
-        model_ids: Models listed by ``GET /v1/models``.
+    Takes :class:`FakeOpenAI`'s arguments (``responder``, ``default_reply``, ``model_ids``).
     """
 
-    def __init__(
-        self,
-        *,
-        responder: Responder | None = None,
-        default_reply: ScriptedReply | None = None,
-        model_ids: Iterable[str] = ("gpt-4o", "gpt-4o-mini"),
-    ) -> None:
-        super().__init__(responder=responder, default_reply=default_reply, model_ids=model_ids)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._httpd: _OpenAIHTTPServer | None = None
 
     # -- lifecycle
