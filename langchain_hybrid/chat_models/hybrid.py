@@ -44,6 +44,7 @@ from langchain_hybrid.routing.route import (
     arun,
     check_messages,
     drive,
+    message_chunk,
     model_label,
     route_flow,
     run,
@@ -642,10 +643,10 @@ class _Tiers:
 
 def _chunk_of(chunk: Any) -> ChatGenerationChunk:
     """Return the routed run's view of a tier chunk: no position or usage of its own."""
-    if not isinstance(chunk, AIMessageChunk):
-        raise TypeError(f"A tier streamed {type(chunk).__name__}; expected AIMessageChunk.")
     return ChatGenerationChunk(
-        message=chunk.model_copy(update={"chunk_position": None, "usage_metadata": None})
+        message=message_chunk(chunk).model_copy(
+            update={"chunk_position": None, "usage_metadata": None}
+        )
     )
 
 

@@ -28,6 +28,7 @@ from langchain_hybrid.routing.route import (
     adrive,
     arun,
     drive,
+    merge_chunks,
     model_label,
     route_flow,
     run,
@@ -239,7 +240,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         run_manager: CallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> Iterator[Any]:
-        final = functools.reduce(lambda a, b: a + b, inputs)
+        final = merge_chunks(list(inputs))
         tiers = self._tiers(final, config, run_manager)
         for item in drive(self._route(final, streaming=True), tiers):
             if not isinstance(item, Routed):
@@ -292,7 +293,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> AsyncIterator[Any]:
-        final = functools.reduce(lambda a, b: a + b, [chunk async for chunk in inputs])
+        final = merge_chunks([chunk async for chunk in inputs])
         tiers = self._tiers(final, config, run_manager)
         async for item in adrive(self._route(final, streaming=True), tiers):
             if not isinstance(item, Routed):

@@ -78,6 +78,8 @@ __all__ = [
     "arun",
     "check_messages",
     "drive",
+    "merge_chunks",
+    "message_chunk",
     "model_label",
     "route_flow",
     "run",
@@ -314,7 +316,7 @@ def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
     try:
         if route.local_streams:
             trip.verdict = yield from _watch_stream(attempt, watch)
-            attempt.output = _merge(attempt.chunks) if attempt.chunks else None
+            attempt.output = merge_chunks(attempt.chunks)
         else:
             attempt.output = yield Call("local")
             attempt.chunks = [attempt.output]
@@ -338,7 +340,7 @@ def _watch_stream(attempt: _Attempt, watch: AnswerWatch) -> Generator[Step, Any,
     yield Open("local")
     while (chunk := (yield Pull())) is not END:
         attempt.chunks.append(chunk)
-        message = _message_chunk(chunk)
+        message = message_chunk(chunk)
         stopped = watch.add(logprob_entries(message_logprobs(message)), str(message.text))
         if stopped is not None:
             yield Close()
@@ -366,7 +368,7 @@ def _answer(route: Route, trip: _Trip, tier: Tier) -> Generator[Step, Any, None]
                     trip.shown = True
                 chunks.append(chunk)
                 yield Emit(chunk)
-            trip.output, trip.held = (_merge(chunks) if chunks else None), []
+            trip.output, trip.held = merge_chunks(chunks), []
         else:
             trip.output = yield Call(tier)
             trip.held = [trip.output]
@@ -494,9 +496,15 @@ def model_label(runnable: Any) -> str:
 # ---------------------------------------------------------------------------- chunks
 
 
-def _message_chunk(chunk: Any) -> AIMessageChunk:
+def message_chunk(chunk: Any) -> AIMessageChunk:
+    """Return ``chunk``, which a chat-model tier streamed; ``TypeError`` if it is no message chunk.
+
+    Example:
+        >>> message_chunk(AIMessageChunk("Hi")).content
+        'Hi'
+    """
     if not isinstance(chunk, AIMessageChunk):
-        raise TypeError(f"the local tier streamed {type(chunk).__name__}; expected AIMessageChunk")
+        raise TypeError(f"A tier streamed {type(chunk).__name__}; expected AIMessageChunk.")
     return chunk
 
 
@@ -507,8 +515,17 @@ def _shown(chunk: Any) -> bool:
     return True
 
 
-def _merge(chunks: list[Any]) -> Any:
-    """Add a tier's chunks up, as LangChain does (message chunks in one pass)."""
+def merge_chunks(chunks: list[Any]) -> Any:
+    """Add streamed chunks up, as LangChain does (message chunks in one pass); None if none.
+
+    Example:
+        >>> merge_chunks([AIMessageChunk("Pa"), AIMessageChunk("ris")]).content
+        'Paris'
+        >>> merge_chunks(["a", "b"]), merge_chunks([])
+        ('ab', None)
+    """
+    if not chunks:
+        return None
     if all(isinstance(c, AIMessageChunk) for c in chunks):
         return add_ai_message_chunks(chunks[0], *chunks[1:])
     return functools.reduce(operator.add, chunks)
