@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LangChainHybridError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -40,6 +42,10 @@ class UnsupportedCallOptionError(LangChainHybridError, TypeError):
     """A call option (``llm.invoke(..., option=...)``) that this model does not support."""
 
 
+class InvalidCallOptionError(LangChainHybridError, ValueError):
+    """A call option's value is out of range or of the wrong type; the message names it."""
+
+
 class BothTiersFailedError(LangChainHybridError, RuntimeError):
     """Neither the local nor the cloud tier could answer; both causes are attached.
 
@@ -47,6 +53,9 @@ class BothTiersFailedError(LangChainHybridError, RuntimeError):
         local_error: why the local tier could not answer.
         cloud_error: why the cloud tier could not answer.
     """
+
+    #: The call's RouteDecision when the route got far enough to make one.
+    decision: Any = None
 
     def __init__(self, local_error: BaseException, cloud_error: BaseException) -> None:
         self.local_error = local_error
@@ -58,3 +67,54 @@ class BothTiersFailedError(LangChainHybridError, RuntimeError):
             "check the cloud's credentials, network and rate limits; for the local tier, "
             "what its error says."
         )
+
+
+class RoutedCallError(LangChainHybridError, RuntimeError):
+    """A routed call that returned no answer; ``decision`` says what happened.
+
+    The ``hybrid_route`` event and :class:`~langchain_hybrid.RoutingStatsHandler` have
+    counted the call (``decision.failed`` is True) before this is raised.
+
+    Attributes:
+        decision: the call's :class:`~langchain_hybrid.routing.decision.RouteDecision`.
+        cloud_error: the cloud tier's error.
+        local_answer: the local tier's answer, when it gave one (e.g. to show instead).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        decision: Any = None,
+        cloud_error: BaseException | None = None,
+        local_answer: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.decision = decision
+        self.cloud_error = cloud_error
+        self.local_answer = local_answer
+
+
+class CloudStreamBrokenError(RoutedCallError):
+    """The cloud's streamed answer broke after part of it was already sent to the caller.
+
+    Text already streamed cannot be taken back, so the call ends with this error rather
+    than a mix of two answers. ``partial_text`` is what the caller received; retry the
+    call, or show ``local_answer`` (the local tier's answer, when there was one).
+
+    Attributes:
+        partial_text: the text of the cloud answer that was streamed before the break.
+    """
+
+    def __init__(self, message: str, *, partial_text: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.partial_text = partial_text
+
+
+class CloudRequestError(RoutedCallError):
+    """The cloud failed with a kind of error the model was told to raise, not degrade on.
+
+    Raised for the failure kinds in ``ChatHybrid(raise_on_cloud_errors=...)`` (e.g.
+    ``{"auth"}``: a wrong API key raises instead of silently answering locally). The
+    original error is ``cloud_error`` (and ``__cause__``).
+    """

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from contextlib import aclosing, closing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -16,7 +18,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
@@ -32,9 +34,12 @@ from langchain_hybrid._callbacks import (
     routed_run,
 )
 from langchain_hybrid.costs import PriceTable
+from langchain_hybrid.errors import InvalidCallOptionError
 from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
+from langchain_hybrid.routing.failures import FailureKind
+from langchain_hybrid.routing.guards import Budget, CircuitBreaker
 from langchain_hybrid.routing.policy import RoutingPolicy
 from langchain_hybrid.routing.route import (
     Flow,
@@ -221,7 +226,31 @@ class ChatHybrid(BaseChatModel):
     streaming: bool = False
     """Answer ``invoke`` through the streaming path (local chunks, a streamed cloud call)."""
 
-    model_config = ConfigDict(extra="forbid")
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds for the whole call, both tiers together (a call's ``timeout=`` replaces it).
+
+    The local tier gets what is left of it, the cloud what the local tier left; when
+    nothing is left for the cloud, the local answer is returned (``cloud_timeout``).
+    """
+
+    circuit_breaker: CircuitBreaker | None = Field(default_factory=CircuitBreaker)
+    """Skips the cloud for a cool-down after repeated failures (``cloud_circuit_open``).
+
+    Default: open after 5 consecutive failures, probe after 30 s. None turns it off; pass
+    one object to several models to share it.
+    """
+
+    budget: Budget | None = None
+    """Caps cloud spending (USD and/or tokens); when spent, escalations stay local."""
+
+    raise_on_cloud_errors: frozenset[FailureKind] = frozenset()
+    """Cloud failure kinds that raise ``CloudRequestError`` instead of degrading.
+
+    Kinds: ``auth``, ``bad_request``, ``timeout``, ``unavailable``, e.g. ``{"auth"}`` so
+    that a wrong API key raises instead of silently answering locally.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     _bound_local: Runnable[LanguageModelInput, BaseMessage] | None = PrivateAttr(default=None)
     _bound_cloud: Runnable[LanguageModelInput, BaseMessage] | None = PrivateAttr(default=None)
@@ -235,7 +264,7 @@ class ChatHybrid(BaseChatModel):
         if unknown:
             raise ValueError(
                 f"ChatHybrid has no setting {', '.join(map(repr, unknown))}. Client settings "
-                "(timeout, max_retries, api_key, model, ...) belong to each tier: set them on "
+                "(max_retries, api_key, model, ...) belong to each tier: set them on "
                 "local= and cloud=. Per-call settings reach both tiers "
                 "(llm.invoke(..., top_p=0.9)). Routing settings (early escalation, finish "
                 "reasons, rules) belong to policy=RoutingPolicy(...)."
@@ -389,17 +418,21 @@ class ChatHybrid(BaseChatModel):
         manager = CallbackManager.configure(inheritable_callbacks=config.get("callbacks"))
         capture = StreamRunCapture(manager)
         manager.add_handler(capture, inherit=False)
-        chunks = super().stream(input, {**config, "callbacks": manager}, stop=stop, **kwargs)
-        with routed_run(capture=capture):
-            first = next(chunks, None)
-        if first is None:
-            return
-        tail = None
-        for chunk in itertools.chain([first], chunks):
-            if _is_decision_chunk(chunk):
-                tail = chunk  # held until the run has ended (and reported no usage)
-            else:
-                yield chunk
+        chunks = cast(
+            "Generator[AIMessageChunk, None, None]",
+            super().stream(input, {**config, "callbacks": manager}, stop=stop, **kwargs),
+        )
+        with closing(chunks):
+            with routed_run(capture=capture):
+                first = next(chunks, None)
+            if first is None:
+                return
+            tail = None
+            for chunk in itertools.chain([first], chunks):
+                if _is_decision_chunk(chunk):
+                    tail = chunk  # held until the run has ended (and reported no usage)
+                else:
+                    yield chunk
         if tail is not None:
             yield _with_answer_usage(tail)
 
@@ -421,17 +454,24 @@ class ChatHybrid(BaseChatModel):
         manager = AsyncCallbackManager.configure(inheritable_callbacks=config.get("callbacks"))
         capture = StreamRunCapture(manager)
         manager.add_handler(capture, inherit=False)
-        chunks = super().astream(input, {**config, "callbacks": manager}, stop=stop, **kwargs)
-        with routed_run(capture=capture):
-            first = await anext(chunks, None)
-        if first is None:
-            return
-        tail = None
-        async for chunk in _prepend(first, chunks):
-            if _is_decision_chunk(chunk):
-                tail = chunk  # held until the run has ended (and reported no usage)
-            else:
-                yield chunk
+        chunks = cast(
+            "AsyncGenerator[AIMessageChunk, None]",
+            super().astream(input, {**config, "callbacks": manager}, stop=stop, **kwargs),
+        )
+        # Close the inner generators here when the caller stops early, rather than leave
+        # them (and the cloud's HTTP stream) for the event loop to finalise.
+        async with aclosing(chunks):
+            with routed_run(capture=capture):
+                first = await anext(chunks, None)
+            if first is None:
+                return
+            tail = None
+            async with aclosing(_prepend(first, chunks)) as rest:
+                async for chunk in rest:
+                    if _is_decision_chunk(chunk):
+                        tail = chunk  # held until the run has ended (and reported no usage)
+                    else:
+                        yield chunk
         if tail is not None:
             yield _with_answer_usage(tail)
 
@@ -484,6 +524,7 @@ class ChatHybrid(BaseChatModel):
         check_messages(messages)
         RoutedRun.mark_routed()
         kwargs = {**self._tier_settings(), **kwargs}
+        timeout = _call_timeout(kwargs.pop("timeout", self.timeout))
         stop = stop if stop is not None else self.stop
         max_tokens = kwargs.get("max_tokens", getattr(self.local, "max_tokens", None))
         route = Route(
@@ -496,6 +537,9 @@ class ChatHybrid(BaseChatModel):
             prices=self.prices,
             local_label=model_label(self.local),
             cloud_label=model_label(self.cloud),
+            guards=tuple(g for g in (self.circuit_breaker, self.budget) if g is not None),
+            raise_on=self.raise_on_cloud_errors,
+            deadline=time.monotonic() + timeout if timeout is not None else None,
         )
         tiers = _Tiers(
             local=self._bound_local or self.local,
@@ -539,6 +583,8 @@ class ChatHybrid(BaseChatModel):
         flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=False)
         routed = run(flow, tiers)
         publish(run_manager, routed.decision, self._event_logprobs(routed))
+        if routed.error is not None:
+            raise routed.error
         return self._result(routed)
 
     def _stream(
@@ -554,14 +600,17 @@ class ChatHybrid(BaseChatModel):
         run_manager = run_manager or RoutedRun.manager(CallbackManagerForLLMRun)
         callbacks = child_callbacks(run_manager) if run_manager else None
         flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=True)
-        for item in drive(flow, tiers):
-            if not isinstance(item, Routed):
-                yield _report(reporter, _chunk_of(item))
-                continue
-            for held in item.held:
-                yield _report(reporter, _chunk_of(held))
-            publish(run_manager, item.decision, self._event_logprobs(item))
-            yield _decision_chunk(item.decision)
+        with closing(drive(flow, tiers)) as items:
+            for item in items:
+                if not isinstance(item, Routed):
+                    yield _report(reporter, _chunk_of(item))
+                    continue
+                publish(run_manager, item.decision, self._event_logprobs(item))
+                if item.error is not None:
+                    raise item.error
+                for held in item.held:
+                    yield _report(reporter, _chunk_of(held))
+                yield _decision_chunk(item.decision)
 
     # ------------------------------------------------------------------ async drivers
 
@@ -576,6 +625,8 @@ class ChatHybrid(BaseChatModel):
         flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=False)
         routed = await arun(flow, tiers)
         await apublish(run_manager, routed.decision, self._event_logprobs(routed))
+        if routed.error is not None:
+            raise routed.error
         return self._result(routed)
 
     async def _astream(
@@ -589,14 +640,17 @@ class ChatHybrid(BaseChatModel):
         run_manager = run_manager or RoutedRun.manager(AsyncCallbackManagerForLLMRun)
         callbacks = achild_callbacks(run_manager) if run_manager else None
         flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=True)
-        async for item in adrive(flow, tiers):
-            if not isinstance(item, Routed):
-                yield await _areport(reporter, _chunk_of(item))
-                continue
-            for held in item.held:
-                yield await _areport(reporter, _chunk_of(held))
-            await apublish(run_manager, item.decision, self._event_logprobs(item))
-            yield _decision_chunk(item.decision)
+        async with aclosing(adrive(flow, tiers)) as items:
+            async for item in items:
+                if not isinstance(item, Routed):
+                    yield await _areport(reporter, _chunk_of(item))
+                    continue
+                await apublish(run_manager, item.decision, self._event_logprobs(item))
+                if item.error is not None:
+                    raise item.error
+                for held in item.held:
+                    yield await _areport(reporter, _chunk_of(held))
+                yield _decision_chunk(item.decision)
 
 
 @dataclass
@@ -616,29 +670,61 @@ class _Tiers:
     def _config(self, tier: Tier) -> RunnableConfig:
         return {"callbacks": self.callbacks, "run_name": tier}
 
-    def call(self, tier: Tier) -> BaseMessage:
+    def _kwargs(self, tier: Tier, timeout: float | None) -> dict[str, Any]:
+        if timeout is None or not _takes_timeout(self._runnable(tier)):
+            return self.kwargs
+        return {**self.kwargs, "timeout": max(timeout, _MIN_TIMEOUT_S)}
+
+    def call(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
         with nested(self.callbacks):
             return self._runnable(tier).invoke(
-                self.messages, self._config(tier), stop=self.stop, **self.kwargs
+                self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
             )
 
-    def stream(self, tier: Tier) -> Iterator[BaseMessage]:
+    def stream(self, tier: Tier, timeout: float | None = None) -> Iterator[BaseMessage]:
         chunks = self._runnable(tier).stream(
-            self.messages, self._config(tier), stop=self.stop, **self.kwargs
+            self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
         )
         return iter_nested(chunks, self.callbacks)
 
-    async def acall(self, tier: Tier) -> BaseMessage:
+    async def acall(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
         with nested(self.callbacks):
             return await self._runnable(tier).ainvoke(
-                self.messages, self._config(tier), stop=self.stop, **self.kwargs
+                self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
             )
 
-    def astream(self, tier: Tier) -> AsyncIterator[BaseMessage]:
+    def astream(self, tier: Tier, timeout: float | None = None) -> AsyncIterator[BaseMessage]:
         chunks = self._runnable(tier).astream(
-            self.messages, self._config(tier), stop=self.stop, **self.kwargs
+            self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
         )
         return aiter_nested(chunks, self.callbacks)
+
+
+# A tier told "no time left" would fail at once; give it a moment to return what it has.
+_MIN_TIMEOUT_S = 0.05
+
+
+def _takes_timeout(runnable: Any) -> bool:
+    """Whether a tier (a chat model, possibly bound) takes a per-call ``timeout=``."""
+    while isinstance(runnable, RunnableBinding):
+        runnable = runnable.bound
+    if not isinstance(runnable, BaseChatModel):
+        return False
+    return any(
+        name == "timeout" or info.alias == "timeout"
+        for name, info in type(runnable).model_fields.items()
+    )
+
+
+def _call_timeout(value: Any) -> float | None:
+    """Check a call's ``timeout=`` (seconds for the whole call) and return it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidCallOptionError(
+            f"timeout must be a number of seconds > 0 for the whole call, got {value!r}"
+        )
+    return float(value)
 
 
 def _chunk_of(chunk: Any) -> ChatGenerationChunk:
@@ -681,7 +767,7 @@ def _is_decision_chunk(chunk: BaseMessage) -> bool:
     )
 
 
-async def _prepend(first: _T, rest: AsyncIterator[_T]) -> AsyncIterator[_T]:
+async def _prepend(first: _T, rest: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
     yield first
     async for item in rest:
         yield item

@@ -39,6 +39,13 @@ RouteReason = Literal[
     "local_error",
     "truncated",
     "unfinished",
+    "cloud_error",
+    "cloud_timeout",
+    "cloud_auth_error",
+    "cloud_bad_request",
+    "cloud_stream_broken",
+    "cloud_circuit_open",
+    "budget_exhausted",
 ]
 #: The closed set of routing reasons (see :class:`RouteDecision` for their meaning).
 ROUTE_REASONS: tuple[RouteReason, ...] = get_args(RouteReason)
@@ -99,12 +106,32 @@ class RouteDecision:
     ``unfinished``        the local answer did not finish naturally (``timeout``,
                           ``cancelled``: the policy's ``escalate_finish_reasons``);
                           escalated
+    ``cloud_error``       the cloud was wanted but failed (server error, rate limit
+                          after the client's retries, dropped connection, malformed
+                          reply); the local answer was returned (``degraded``)
+    ``cloud_timeout``     the cloud timed out, or the call's deadline left it no time;
+                          the local answer was returned (``degraded``)
+    ``cloud_auth_error``  the cloud refused the credentials (401/403); local answer
+                          returned (``degraded``), a warning logged once per model
+    ``cloud_bad_request`` the cloud rejected the request (400/404/422); local answer
+                          returned (``degraded``), a warning logged once per model
+    ``cloud_stream_broken`` the cloud's stream broke after part of its answer was
+                          shown, or ended without a finish reason
+    ``cloud_circuit_open`` the cloud failed repeatedly and its circuit breaker is
+                          open; the cloud was skipped, the local answer returned
+    ``budget_exhausted``  the cloud budget is spent; the cloud was skipped, the local
+                          answer returned
     ====================  ==========================================================
 
     ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud
     tier was asked after a local attempt; ``degraded`` is True when the cloud was wanted but
-    failed and the local answer was returned instead. ``error`` says what failed: the cloud
-    error when degraded, else the local tier's error when it failed and the cloud answered.
+    failed or was skipped (circuit open, budget spent) and the local answer was returned
+    instead; ``reason`` then says what went wrong and ``escalation_reason`` why the cloud
+    was wanted. ``escalation_reason`` is set whenever the cloud was wanted (equal to
+    ``reason`` when the cloud answered), None when the local answer was kept. ``failed``
+    is True when the call returned no answer but raised an error carrying this decision
+    (``RoutedCallError``, ``BothTiersFailedError``). ``error`` says what failed: the local
+    tier's error and the cloud's, each prefixed with its tier.
     ``local_output_tokens`` counts local tokens spent, also on escalated requests;
     ``finish_reason`` is the local answer's, when there was one. ``usage`` is the token
     usage of the call that produced the answer (``input_tokens``, ``output_tokens``,
@@ -143,9 +170,13 @@ class RouteDecision:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     cached: bool = False
+    escalation_reason: RouteReason | None = None
+    failed: bool = False
 
     def __post_init__(self) -> None:
         check_route(self.tier, self.reason)
+        if self.escalation_reason is not None:
+            check_route(self.tier, self.escalation_reason)
         if not isinstance(self.features, Mapping):
             raise ValueError(f"features must be a mapping, got {type(self.features).__name__}")
         features = {str(k): _number(v, f"features[{k!r}]") for k, v in self.features.items()}
@@ -161,7 +192,7 @@ class RouteDecision:
             if not isinstance(self.usage, Mapping):
                 raise ValueError(f"usage must be a mapping or None, got {self.usage!r}")
             object.__setattr__(self, "usage", json.loads(json.dumps(dict(self.usage))))
-        for name in ("escalated", "degraded", "early_abort", "cached"):
+        for name in ("escalated", "degraded", "early_abort", "cached", "failed"):
             object.__setattr__(self, name, bool(getattr(self, name)))
         tokens = self.local_output_tokens
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import aclosing, closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from pydantic import ConfigDict, Field
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
+from langchain_hybrid.routing.failures import FailureKind
+from langchain_hybrid.routing.guards import Budget, CircuitBreaker
 from langchain_hybrid.routing.policy import DEFAULT_THRESHOLD, RoutingPolicy
 from langchain_hybrid.routing.route import (
     Flow,
@@ -130,6 +133,15 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     prices: PriceTable = Field(default_factory=PriceTable.default)
     """Prices for the decision's cost figures."""
 
+    circuit_breaker: CircuitBreaker | None = Field(default_factory=CircuitBreaker)
+    """Skips the fallback for a cool-down after repeated failures (``cloud_circuit_open``)."""
+
+    budget: Budget | None = None
+    """Caps the fallback's spending; when spent, escalations keep the primary answer."""
+
+    raise_on_cloud_errors: frozenset[FailureKind] = frozenset()
+    """Fallback failure kinds that raise ``CloudRequestError`` instead of degrading."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     def __init__(
@@ -171,6 +183,8 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             prices=self.prices,
             local_label=model_label(self.primary),
             cloud_label=model_label(self.fallback),
+            guards=tuple(g for g in (self.circuit_breaker, self.budget) if g is not None),
+            raise_on=self.raise_on_cloud_errors,
         )
         return route_flow(route)
 
@@ -224,6 +238,8 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     ) -> Any:
         routed = run(self._route(input, streaming=False), self._tiers(input, config, run_manager))
         publish(run_manager, routed.decision)
+        if routed.error is not None:
+            raise routed.error
         return self._attach(routed.output, routed.decision)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -242,12 +258,15 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     ) -> Iterator[Any]:
         final = merge_chunks(list(inputs))
         tiers = self._tiers(final, config, run_manager)
-        for item in drive(self._route(final, streaming=True), tiers):
-            if not isinstance(item, Routed):
-                yield item
-                continue
-            publish(run_manager, item.decision)
-            yield from self._closing_chunks(item)
+        with closing(drive(self._route(final, streaming=True), tiers)) as items:
+            for item in items:
+                if not isinstance(item, Routed):
+                    yield item
+                    continue
+                publish(run_manager, item.decision)
+                if item.error is not None:
+                    raise item.error
+                yield from self._closing_chunks(item)
 
     def transform(
         self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -277,6 +296,8 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         tiers = self._tiers(input, config, run_manager)
         routed = await arun(self._route(input, streaming=False), tiers)
         await apublish(run_manager, routed.decision)
+        if routed.error is not None:
+            raise routed.error
         return self._attach(routed.output, routed.decision)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -295,13 +316,16 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     ) -> AsyncIterator[Any]:
         final = merge_chunks([chunk async for chunk in inputs])
         tiers = self._tiers(final, config, run_manager)
-        async for item in adrive(self._route(final, streaming=True), tiers):
-            if not isinstance(item, Routed):
-                yield item
-                continue
-            await apublish(run_manager, item.decision)
-            for chunk in self._closing_chunks(item):
-                yield chunk
+        async with aclosing(adrive(self._route(final, streaming=True), tiers)) as items:
+            async for item in items:
+                if not isinstance(item, Routed):
+                    yield item
+                    continue
+                await apublish(run_manager, item.decision)
+                if item.error is not None:
+                    raise item.error
+                for chunk in self._closing_chunks(item):
+                    yield chunk
 
     async def atransform(
         self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -342,14 +366,16 @@ class _GateTiers:
     def _runnable(self, tier: Tier) -> Runnable[Any, Any]:
         return self.primary if tier == "local" else self.fallback
 
-    def call(self, tier: Tier) -> Any:
+    # The gate sets no deadline (any runnable has its own timeouts): ``timeout`` is None.
+
+    def call(self, tier: Tier, timeout: float | None = None) -> Any:
         return self._runnable(tier).invoke(self.input, self._config(tier))
 
-    def stream(self, tier: Tier) -> Iterator[Any]:
+    def stream(self, tier: Tier, timeout: float | None = None) -> Iterator[Any]:
         return self._runnable(tier).stream(self.input, self._config(tier))
 
-    async def acall(self, tier: Tier) -> Any:
+    async def acall(self, tier: Tier, timeout: float | None = None) -> Any:
         return await self._runnable(tier).ainvoke(self.input, self._config(tier))
 
-    def astream(self, tier: Tier) -> AsyncIterator[Any]:
+    def astream(self, tier: Tier, timeout: float | None = None) -> AsyncIterator[Any]:
         return self._runnable(tier).astream(self.input, self._config(tier))

@@ -19,8 +19,9 @@ Example:
     >>> sure = AIMessage("Paris", response_metadata={"logprobs": {"content": [
     ...     {"token": "Paris", "logprob": -0.01}]}})
     >>> class Tiers:
-    ...     def call(self, tier): return sure if tier == "local" else AIMessage("cloud")
-    ...     def stream(self, tier): return iter([self.call(tier)])
+    ...     def call(self, tier, timeout=None):
+    ...         return sure if tier == "local" else AIMessage("cloud")
+    ...     def stream(self, tier, timeout=None): return iter([self.call(tier)])
     >>> route = Route(policy=RoutingPolicy(), context=RoutingContext([HumanMessage("Capital?")]),
     ...               local_streams=False)
     >>> routed = run(route_flow(route), Tiers())
@@ -30,11 +31,21 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import operator
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from langchain_core.messages import (
@@ -52,12 +63,17 @@ from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_hybrid.costs import PriceTable, token_usage
 from langchain_hybrid.errors import (
     BothTiersFailedError,
+    CloudRequestError,
+    CloudStreamBrokenError,
     ContextWindowExceededError,
     InvalidMessagesError,
+    RoutedCallError,
     UnsupportedCallOptionError,
 )
 from langchain_hybrid.logprobs import logprob_entries, message_logprobs
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
+from langchain_hybrid.routing.failures import FailureKind, failure_kind, failure_reason, warn_once
+from langchain_hybrid.routing.guards import CloudGuard, CloudOutcome, Permit
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
 from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
 
@@ -73,6 +89,7 @@ __all__ = [
     "Route",
     "Routed",
     "Step",
+    "StreamEndedEarlyError",
     "TierCalls",
     "adrive",
     "arun",
@@ -91,21 +108,32 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Call:
-    """Call ``tier`` once; the driver sends back its whole output."""
+    """Call ``tier`` once; the driver sends back its whole output.
+
+    ``timeout`` is the seconds left of the call's deadline (None: no deadline): drivers
+    hand it to the tier, and the async driver stops waiting when it runs out.
+    """
 
     tier: Tier
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
 class Open:
-    """Open ``tier``'s stream (closing any stream still open)."""
+    """Open ``tier``'s stream (closing any stream still open); ``timeout`` as for Call."""
 
     tier: Tier
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
 class Pull:
-    """Take the next chunk of the open stream; the driver sends back :data:`END` at its end."""
+    """Take the next chunk of the open stream; the driver sends back :data:`END` at its end.
+
+    ``timeout``: the seconds left of the call's deadline, or None.
+    """
+
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,22 +163,26 @@ END: Any = _End()
 
 
 class TierCalls(Protocol):
-    """How a host calls its tiers with blocking I/O."""
+    """How a host calls its tiers with blocking I/O.
 
-    def call(self, tier: Tier) -> Any:
+    ``timeout`` is the seconds left of the call's deadline (None: no deadline); hand it to
+    tiers that take a timeout, since a blocking call cannot be stopped from outside.
+    """
+
+    def call(self, tier: Tier, timeout: float | None = None) -> Any:
         """Run ``tier`` on the request and return its output."""
 
-    def stream(self, tier: Tier) -> Iterator[Any]:
+    def stream(self, tier: Tier, timeout: float | None = None) -> Iterator[Any]:
         """Stream ``tier``'s output on the request."""
 
 
 class AsyncTierCalls(Protocol):
-    """How a host calls its tiers with async I/O."""
+    """How a host calls its tiers with async I/O (``timeout`` as for :class:`TierCalls`)."""
 
-    async def acall(self, tier: Tier) -> Any:
+    async def acall(self, tier: Tier, timeout: float | None = None) -> Any:
         """Run ``tier`` on the request and return its output."""
 
-    def astream(self, tier: Tier) -> AsyncIterator[Any]:
+    def astream(self, tier: Tier, timeout: float | None = None) -> AsyncIterator[Any]:
         """Stream ``tier``'s output on the request."""
 
 
@@ -215,6 +247,11 @@ class Route:
         find_message: where the answer message is in a tier's output.
         prices: for the decision's cost figures.
         local_label, cloud_label: model names to price by when an answer names none.
+        guards: stateful checks before each cloud call (circuit breaker, budget).
+        raise_on: cloud failure kinds that raise :class:`CloudRequestError` instead of
+            degrading to the local answer.
+        deadline: ``time.monotonic()`` by which the whole call must end (both tiers), or
+            None.
     """
 
     policy: RoutingPolicy
@@ -227,6 +264,13 @@ class Route:
     prices: PriceTable = field(default_factory=PriceTable.default)
     local_label: str = ""
     cloud_label: str = ""
+    guards: Sequence[CloudGuard] = ()
+    raise_on: frozenset[FailureKind] = frozenset()
+    deadline: float | None = None
+
+    def time_left(self) -> float | None:
+        """Seconds left until the deadline (never below 0), or None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
 
 @dataclass
@@ -236,12 +280,15 @@ class Routed:
     ``output`` is the answering tier's output (chunks merged when it streamed); ``held``
     are the chunks of the answer that were not emitted yet (a local answer is held until
     it is judged); ``local_answer`` is the local attempt's answer message, if any.
+    ``error``, when set, is what the host raises after publishing the decision: the call
+    has no answer to return (``decision.failed`` is True).
     """
 
     output: Any
     decision: RouteDecision
     held: list[Any]
     local_answer: BaseMessage | None
+    error: Exception | None = None
 
 
 @dataclass
@@ -277,6 +324,10 @@ class _Trip:
     cloud_latency_s: float | None = None
     cloud_error: Exception | None = None
     local_call_s: float | None = None
+    escalation_reason: RouteReason | None = None
+    shown_chunks: list[Any] = field(default_factory=list)
+    cloud_asked: bool = False
+    failure: Exception | None = None
 
 
 _LOCAL_CANNOT_SERVE = (InvalidMessagesError, UnsupportedCallOptionError)
@@ -288,37 +339,49 @@ def route_flow(route: Route) -> Flow:
     Run it with :func:`drive` / :func:`adrive` (or :func:`run` / :func:`arun`).
     """
     trip = _Trip(pre=route.policy.pre_route(route.context, route.capability))
-    if trip.pre is not None:
-        trip.tier, trip.reason = trip.pre.tier, trip.pre.reason
-        if trip.tier == "local":
-            yield from _answer(route, trip, "local")  # nothing else may answer: errors raise
+    try:
+        if trip.pre is not None:
+            trip.tier, trip.reason = trip.pre.tier, trip.pre.reason
+            if trip.tier == "local":
+                yield from _answer(route, trip, "local")  # nothing else may answer: errors raise
+            else:
+                yield from _cloud(route, trip)
         else:
-            yield from _cloud(route, trip)
-    else:
-        trip.attempt = yield from _local_attempt(route, trip)
-        if trip.tier == "local":
-            trip.output, trip.held = trip.attempt.output, trip.attempt.chunks
-        else:
-            yield from _cloud(route, trip)
+            trip.attempt = yield from _local_attempt(route, trip)
+            if trip.tier == "local":
+                trip.output, trip.held = trip.attempt.output, trip.attempt.chunks
+            else:
+                yield from _cloud(route, trip)
+    except BothTiersFailedError as exc:
+        trip.failure = exc
+    decision = _decision(route, trip)
+    if isinstance(trip.failure, (BothTiersFailedError, RoutedCallError)):
+        trip.failure.decision = decision
     return Routed(
         output=trip.output,
-        decision=_decision(route, trip),
+        decision=decision,
         held=trip.held,
         local_answer=trip.attempt.message if trip.attempt is not None else None,
+        error=trip.failure,
     )
 
 
 def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
     """Generate locally, judging as it goes; set the trip's verdict, tier and reason."""
     attempt = _Attempt()
-    watch = route.policy.watch(route.max_tokens)
+    policy = route.policy
+    if not all(guard.available() for guard in route.guards):
+        # The cloud will not be called: let the local answer finish rather than stop it.
+        early = replace(policy.early_escalation, enabled=False)
+        policy = replace(policy, early_escalation=early)
+    watch = policy.watch(route.max_tokens)
     started = time.perf_counter()
     try:
         if route.local_streams:
-            trip.verdict = yield from _watch_stream(attempt, watch)
+            trip.verdict = yield from _watch_stream(route, attempt, watch)
             attempt.output = merge_chunks(attempt.chunks)
         else:
-            attempt.output = yield Call("local")
+            attempt.output = yield Call("local", route.time_left())
             attempt.chunks = [attempt.output]
     except Exception as exc:  # noqa: BLE001 - routed to the cloud, reported in the decision
         attempt.error = exc
@@ -335,10 +398,12 @@ def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
     return attempt
 
 
-def _watch_stream(attempt: _Attempt, watch: AnswerWatch) -> Generator[Step, Any, Verdict | None]:
+def _watch_stream(
+    route: Route, attempt: _Attempt, watch: AnswerWatch
+) -> Generator[Step, Any, Verdict | None]:
     """Pull the local stream into ``attempt``; return a verdict if it had to stop early."""
-    yield Open("local")
-    while (chunk := (yield Pull())) is not END:
+    yield Open("local", route.time_left())
+    while (chunk := (yield Pull(route.time_left()))) is not END:
         attempt.chunks.append(chunk)
         message = message_chunk(chunk)
         stopped = watch.add(logprob_entries(message_logprobs(message)), str(message.text))
@@ -362,15 +427,24 @@ def _answer(route: Route, trip: _Trip, tier: Tier) -> Generator[Step, Any, None]
     try:
         if route.streaming and (tier == "cloud" or route.local_streams):
             chunks: list[Any] = []
-            yield Open(tier)
-            while (chunk := (yield Pull())) is not END:
+            yield Open(tier, route.time_left())
+            while (chunk := (yield Pull(route.time_left()))) is not END:
                 if _shown(chunk):
                     trip.shown = True
+                if tier == "cloud":
+                    trip.shown_chunks.append(chunk)
                 chunks.append(chunk)
                 yield Emit(chunk)
+                if tier == "cloud" and route.time_left() == 0.0:
+                    yield Close()
+                    raise TimeoutError("the call's deadline ran out while the cloud streamed")
             trip.output, trip.held = merge_chunks(chunks), []
+            if tier == "cloud" and _ended_early(trip.output):
+                raise StreamEndedEarlyError(
+                    "the cloud's stream ended without a finish reason (connection closed early)"
+                )
         else:
-            trip.output = yield Call(tier)
+            trip.output = yield Call(tier, route.time_left())
             trip.held = [trip.output]
     finally:
         elapsed = time.perf_counter() - started
@@ -380,15 +454,118 @@ def _answer(route: Route, trip: _Trip, tier: Tier) -> Generator[Step, Any, None]
             trip.local_call_s = elapsed
 
 
+class StreamEndedEarlyError(ConnectionError):
+    """A tier's stream ended without a finish reason: the server closed it early."""
+
+
+class _CloudSkipped(RuntimeError):
+    """The cloud was not called: a guard refused, or no time was left."""
+
+
+def _ended_early(output: Any) -> bool:
+    """Whether a streamed chat answer ended without the finish reason its provider sends.
+
+    Only answers whose chunks name a ``model_provider`` are checked: other chat models
+    (fakes, custom runnables) may never report a finish reason.
+    """
+    if not isinstance(output, AIMessageChunk):
+        return False
+    metadata = output.response_metadata
+    if not metadata.get("model_provider"):
+        return False
+    return not any(metadata.get(key) for key in _FINISH_KEYS)
+
+
+_FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
+
+
 def _cloud(route: Route, trip: _Trip) -> Generator[Step, Any, None]:
-    """Answer from the cloud; if it fails before showing anything, degrade to the local tier."""
+    """Answer from the cloud, through its guards; degrade to the local answer on failure.
+
+    A cloud stream that fails after part of its answer was shown cannot be taken back: the
+    call ends with :class:`CloudStreamBrokenError` (carrying the decision) instead.
+    """
+    trip.escalation_reason = trip.reason
+    permits = _acquire(route, trip)
+    if permits is None:
+        assert trip.cloud_error is not None
+        yield from _degrade(route, trip, trip.cloud_error)
+        return
+    trip.cloud_asked = True
     try:
         yield from _answer(route, trip, "cloud")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - classified, reported in the decision
+        broken = trip.shown or isinstance(exc, StreamEndedEarlyError)
+        kind: FailureKind = "stream_broken" if broken else failure_kind(exc)
+        _release(permits, CloudOutcome(failure=kind))
+        trip.cloud_error, trip.reason = exc, failure_reason(kind)
+        warn_once(kind, route.cloud_label, exc)
         if trip.shown:
-            raise  # part of the cloud answer is already out; it cannot be taken back
-        trip.cloud_error = exc
-        yield from _degrade(route, trip, exc)
+            trip.failure = _broken_stream_error(trip, exc)
+            trip.output, trip.held = None, []
+        elif kind in route.raise_on:
+            trip.failure = CloudRequestError(
+                f"The cloud tier failed ({kind}): {type(exc).__name__}: {exc}. Not degrading "
+                f"to the local answer because raise_on_cloud_errors includes {kind!r}.",
+                cloud_error=exc,
+                local_answer=trip.attempt.message if trip.attempt else None,
+            )
+            trip.failure.__cause__ = exc
+        else:
+            yield from _degrade(route, trip, exc)
+        return
+    _release(permits, _cloud_outcome(route, trip))
+
+
+def _acquire(route: Route, trip: _Trip) -> list[Permit] | None:
+    """Ask each guard for leave to call the cloud; on a refusal, say why in the trip."""
+    if route.deadline is not None and route.time_left() == 0.0:
+        trip.reason = "cloud_timeout"
+        trip.cloud_error = _CloudSkipped("the call's deadline left no time for the cloud tier")
+        return None
+    permits: list[Permit] = []
+    for guard in route.guards:
+        permit = guard.acquire()
+        if permit is None:
+            _release(permits, None)
+            trip.reason = guard.reason
+            trip.cloud_error = _CloudSkipped(f"cloud skipped: {guard.reason} ({guard!r})")
+            return None
+        permits.append(permit)
+    return permits
+
+
+def _release(permits: list[Permit], outcome: CloudOutcome | None) -> None:
+    for permit in permits:
+        permit.release(outcome)
+
+
+def _cloud_outcome(route: Route, trip: _Trip) -> CloudOutcome:
+    """Return what the cloud's answer cost, for the guards."""
+    if not route.guards:
+        return CloudOutcome()
+    answer = route.find_message(trip.output)
+    prompt, completion = token_usage(answer)
+    name = _model_name(answer, route.cloud_label)
+    return CloudOutcome(
+        cost_usd=route.prices.cost_of(name, prompt, completion), tokens=prompt + completion
+    )
+
+
+def _broken_stream_error(trip: _Trip, cause: Exception) -> CloudStreamBrokenError:
+    partial = merge_chunks(trip.shown_chunks)
+    text = str(partial.text) if isinstance(partial, BaseMessage) else str(partial or "")
+    local = trip.attempt.message if trip.attempt is not None else None
+    error = CloudStreamBrokenError(
+        f"The cloud's streamed answer broke after {len(text)} characters were sent "
+        f"({type(cause).__name__}: {cause}). Retry the call, or use the error's "
+        "local_answer" + (" (the local tier's answer is attached)." if local else "."),
+        partial_text=text,
+        cloud_error=cause,
+        local_answer=local,
+    )
+    error.__cause__ = cause
+    return error
 
 
 def _degrade(route: Route, trip: _Trip, cloud_error: Exception) -> Generator[Step, Any, None]:
@@ -396,8 +573,8 @@ def _degrade(route: Route, trip: _Trip, cloud_error: Exception) -> Generator[Ste
     attempt = trip.attempt
     if attempt is not None and attempt.error is not None:
         raise BothTiersFailedError(attempt.error, cloud_error) from cloud_error
-    if trip.pre is not None and trip.reason != "rule_force_cloud":
-        not_asked = RuntimeError(f"the local tier was not asked ({trip.reason})")
+    if trip.pre is not None and trip.escalation_reason != "rule_force_cloud":
+        not_asked = RuntimeError(f"the local tier was not asked ({trip.escalation_reason})")
         raise BothTiersFailedError(not_asked, cloud_error) from cloud_error
     trip.degraded = True
     if attempt is not None and trip.verdict is not None and not trip.verdict.early_abort:
@@ -438,7 +615,7 @@ def _decision(route: Route, trip: _Trip) -> RouteDecision:
         confidence=confidence.score if confidence is not None else None,
         threshold=route.policy.threshold,
         features=dict(confidence.features) if confidence is not None else {},
-        escalated=attempt is not None and trip.tier == "cloud",
+        escalated=attempt is not None and trip.cloud_asked,
         degraded=trip.degraded,
         early_abort=verdict is not None and verdict.early_abort,
         local_latency_s=_sum(attempt.latency_s if attempt else None, trip.local_call_s),
@@ -452,15 +629,18 @@ def _decision(route: Route, trip: _Trip) -> RouteDecision:
         error=_error_text(trip),
         finish_reason=verdict.finish_reason if verdict is not None else None,
         usage=dict(usage) if usage else None,
+        escalation_reason=trip.escalation_reason,
+        failed=trip.failure is not None,
     )
 
 
 def _error_text(trip: _Trip) -> str | None:
-    if trip.cloud_error is not None:
-        return str(trip.cloud_error)
+    parts = []
     if trip.attempt is not None and trip.attempt.error is not None:
-        return f"{type(trip.attempt.error).__name__}: {trip.attempt.error}"
-    return None
+        parts.append(f"local: {type(trip.attempt.error).__name__}: {trip.attempt.error}")
+    if trip.cloud_error is not None:
+        parts.append(f"cloud: {type(trip.cloud_error).__name__}: {trip.cloud_error}")
+    return "; ".join(parts) or None
 
 
 def _sum(*parts: float | None) -> float | None:
@@ -534,7 +714,7 @@ def merge_chunks(chunks: list[Any]) -> Any:
 # ---------------------------------------------------------------------------- drivers
 
 
-def drive(flow: Flow, calls: TierCalls) -> Iterator[Any]:
+def drive(flow: Flow, calls: TierCalls) -> Generator[Any, None, None]:
     """Carry out the flow's steps with blocking calls.
 
     Yields each chunk the flow emits, then the :class:`Routed` result. Exceptions of a
@@ -557,13 +737,15 @@ def drive(flow: Flow, calls: TierCalls) -> Iterator[Any]:
                 continue
             try:
                 if isinstance(step, Call):
-                    reply = calls.call(step.tier)
+                    reply = calls.call(step.tier, step.timeout)
                 elif isinstance(step, Pull):
                     assert stream is not None, "Pull without an open stream"
                     reply = next(stream, END)
                 else:
                     _close(stream)
-                    stream = calls.stream(step.tier) if isinstance(step, Open) else None
+                    stream = (
+                        calls.stream(step.tier, step.timeout) if isinstance(step, Open) else None
+                    )
             except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
                 error = exc
             if reply is END or error is not None:
@@ -574,7 +756,7 @@ def drive(flow: Flow, calls: TierCalls) -> Iterator[Any]:
         flow.close()
 
 
-async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncIterator[Any]:
+async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncGenerator[Any, None]:
     """Async twin of :func:`drive`: the same flow, with awaited calls."""
     stream: AsyncIterator[Any] | None = None
     reply: Any = None
@@ -592,13 +774,17 @@ async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncIterator[Any]:
                 continue
             try:
                 if isinstance(step, Call):
-                    reply = await calls.acall(step.tier)
+                    async with _within(step.timeout):
+                        reply = await calls.acall(step.tier, step.timeout)
                 elif isinstance(step, Pull):
                     assert stream is not None, "Pull without an open stream"
-                    reply = await anext(stream, END)
+                    async with _within(step.timeout):
+                        reply = await anext(stream, END)
                 else:
                     await _aclose(stream)
-                    stream = calls.astream(step.tier) if isinstance(step, Open) else None
+                    stream = (
+                        calls.astream(step.tier, step.timeout) if isinstance(step, Open) else None
+                    )
             except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
                 error = exc
             if reply is END or error is not None:
@@ -607,6 +793,11 @@ async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncIterator[Any]:
     finally:
         await _aclose(stream)
         flow.close()
+
+
+def _within(timeout: float | None) -> AbstractAsyncContextManager[Any]:
+    """Stop waiting after ``timeout`` seconds (``TimeoutError``); no limit when None."""
+    return asyncio.timeout(timeout) if timeout is not None else contextlib.nullcontext()
 
 
 def run(flow: Flow, calls: TierCalls) -> Routed:

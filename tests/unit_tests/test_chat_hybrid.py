@@ -489,7 +489,7 @@ def test_cloud_failure_degrades_to_local_answer(
     assert msg.content == LOCAL_UNSURE
     r = routing(msg)
     assert r["tier"] == "local" and r["degraded"] and r["escalated"]
-    assert r["reason"] == "low_confidence"
+    assert (r["reason"], r["escalation_reason"]) == ("cloud_error", "low_confidence")
     assert r["error"] and error_text in r["error"]
     assert msg.response_metadata["model_name"] == LOCAL_MODEL
     assert len(cloud_server.chat_requests) == 1
@@ -522,7 +522,8 @@ def test_force_cloud_with_cloud_failure_degrades(
 
     assert msg.content == LOCAL_CONFIDENT
     r = routing(msg)
-    assert (r["tier"], r["reason"], r["degraded"]) == ("local", "rule_force_cloud", True)
+    assert (r["tier"], r["reason"], r["degraded"]) == ("local", "cloud_error", True)
+    assert r["escalation_reason"] == "rule_force_cloud"
     assert not r["escalated"]
     assert "500" in r["error"]
     assert r["local_output_tokens"] == 7

@@ -616,8 +616,9 @@ def test_fallback_failure_degrades_to_the_primary_output() -> None:
     assert out.response_metadata["logprobs"]["content"][0]["logprob"] == UNSURE
     decision = routing(out)
     assert decision["degraded"] is True and decision["escalated"] is True
-    assert decision["tier"] == "local" and decision["reason"] == "low_confidence"
-    assert decision["error"] == "cloud down"
+    assert decision["tier"] == "local" and decision["reason"] == "cloud_error"
+    assert decision["escalation_reason"] == "low_confidence"
+    assert decision["error"] == "cloud: RuntimeError: cloud down"
     assert decision["cost_usd"] == 0.0
     assert fallback.calls == 1
 
@@ -626,7 +627,7 @@ def test_fallback_failure_with_rag_output_degrades_to_primary_dict() -> None:
     primary = rag(fake_chat(answer("Lyon", UNSURE)))
     out = gate_of(primary, Tier(failing("cloud down"))).invoke({"question": QUESTION})
     assert out["answer"].content == "Lyon"
-    assert out["routing"]["degraded"] is True and out["routing"]["error"] == "cloud down"
+    assert out["routing"]["degraded"] is True and out["routing"]["error"] == "cloud: RuntimeError: cloud down"
     assert routing(out["answer"]) == out["routing"]
 
 
@@ -636,7 +637,8 @@ def test_primary_failure_goes_to_the_fallback() -> None:
     decision = routing(out)
     assert out.content == CLOUD_TEXT and fallback.calls == 1
     assert (decision["tier"], decision["reason"]) == ("cloud", "local_error")
-    assert decision["error"] == "ValueError: local crashed" and decision["confidence"] is None
+    assert decision["error"] == "local: ValueError: local crashed"
+    assert decision["confidence"] is None
 
 
 def test_both_failing_raise_one_error_naming_both() -> None:
@@ -747,7 +749,7 @@ async def test_ainvoke_hedge_no_logprobs_and_degraded() -> None:
 
     out = await gate_of(unsure_tier("Lyon"), Tier(failing("cloud down"))).ainvoke("q")
     assert out.content == "Lyon"
-    assert routing(out)["degraded"] is True and routing(out)["error"] == "cloud down"
+    assert routing(out)["degraded"] is True and routing(out)["error"] == "cloud: RuntimeError: cloud down"
 
 
 async def test_ainvoke_rag_with_message_key() -> None:

@@ -77,7 +77,7 @@ EXPECTED = {
     "early_abort": ("cloud", "early_abort"),
     "force_local": ("local", "rule_force_local"),
     "force_cloud": ("cloud", "rule_force_cloud"),
-    "degraded": ("local", "low_confidence"),
+    "degraded": ("local", "cloud_error"),
     "local_error": ("cloud", "local_error"),
 }
 
@@ -219,8 +219,8 @@ def test_unknown_settings_are_an_error_not_ignored(
 ) -> None:
     with pytest.raises(ValueError, match="no setting 'early_escalation'.*RoutingPolicy"):
         hybrid(local_server, cloud_server, early_escalation=False)
-    with pytest.raises(ValueError, match="no setting 'timeout'.*each tier"):
-        hybrid(local_server, cloud_server, timeout=3)
+    with pytest.raises(ValueError, match="no setting 'max_retries'.*each tier"):
+        hybrid(local_server, cloud_server, max_retries=3)
 
 
 def test_generation_settings_reach_both_tiers(
