@@ -40,7 +40,8 @@ Example (any runnable that dispatches the event works the same way):
     calls 4 | local 3 (75.0%) | cloud 1 (25.0%) | escalation rate 25.0% | cost $0.0020
       | avoided $0.0060 | p50 0.50s p90 1.20s p99 1.47s
     local p50 0.50s p90 0.50s p99 0.50s | cloud p50 1.00s p90 1.00s p99 1.00s
-      | degraded 0 | early aborts 0 | cached 0 | mean confidence local -0.200 escalated -1.500
+      | degraded 0 | failed 0 | early aborts 0 | cached 0
+      | mean confidence local -0.200 escalated -1.500
     reasons: confident 3 | low_confidence 1
 """
 
@@ -150,7 +151,11 @@ class RoutingStats:
         by_reason: calls by reason; every reason in ``ROUTE_REASONS`` is present, in order.
         escalated: calls where the cloud tier was asked after a local attempt.
         escalation_rate: ``escalated / calls`` (0.0 when there are no calls).
-        degraded: calls where the cloud failed and the local answer was returned.
+        degraded: calls where the cloud failed or was skipped (circuit open, budget
+            spent) and the local answer was returned.
+        failed: calls that returned no answer but raised an error carrying their
+            decision (a broken cloud stream, both tiers failing, ``raise_on_cloud_errors``);
+            they count under their tier and reason too.
         early_aborts: calls whose local generation was stopped early.
         cached: calls answered from LangChain's cache (counted by their original tier
             and reason; nothing was called, so they add no cost and no latency sample).
@@ -174,6 +179,7 @@ class RoutingStats:
     escalated: int = 0
     escalation_rate: float = 0.0
     degraded: int = 0
+    failed: int = 0
     early_aborts: int = 0
     cached: int = 0
     cost_usd: float = 0.0
@@ -218,7 +224,8 @@ class RoutingStats:
         second = (
             f"local {_latency_text(self.local_latency)}"
             f" | cloud {_latency_text(self.cloud_latency)}"
-            f" | degraded {self.degraded} | early aborts {self.early_aborts}"
+            f" | degraded {self.degraded} | failed {self.failed}"
+            f" | early aborts {self.early_aborts}"
             f" | cached {self.cached}"
             f" | mean confidence local {conf_local} escalated {conf_escalated}"
         )
@@ -283,6 +290,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
         self._by_reason: dict[str, int] = dict.fromkeys(ROUTE_REASONS, 0)
         self._escalated = 0
         self._degraded = 0
+        self._failed = 0
         self._early_aborts = 0
         self._cached = 0
         self._cost_usd = 0.0
@@ -335,6 +343,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             self._by_reason[d.reason] = self._by_reason.get(d.reason, 0) + 1
             self._escalated += d.escalated
             self._degraded += d.degraded
+            self._failed += d.failed
             self._early_aborts += d.early_abort
             self._cached += d.cached
             self._cost_usd += d.cost_usd
@@ -360,7 +369,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             by_tier = dict(self._by_tier)
             by_reason = dict(self._by_reason)
             escalated, degraded, aborts = self._escalated, self._degraded, self._early_aborts
-            cached = self._cached
+            cached, failed = self._cached, self._failed
             cost, avoided = self._cost_usd, self._cost_avoided_usd
             samples = (
                 self._latency.tolist(),
@@ -378,6 +387,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             escalated=escalated,
             escalation_rate=escalated / calls if calls else 0.0,
             degraded=degraded,
+            failed=failed,
             early_aborts=aborts,
             cached=cached,
             cost_usd=_finite(cost),

@@ -104,9 +104,14 @@ class Fault:
         status: Answer with this HTTP error status (e.g. 429, 500, 503) and an
             OpenAI-style error body instead of a completion.
         drop: Close the connection without sending any response.
+        malformed: Answer 200 with a body that is not valid JSON (non-streaming) or a
+            ``data:`` event that is not valid JSON (streaming, as the first event).
         drop_after_chunks: Streaming only: close the connection abruptly (no
             terminating chunk, no ``[DONE]``) after this many ``data:`` events.
             Ignored for non-streaming requests.
+        end_after_chunks: Streaming only: end the stream cleanly (``[DONE]``, no
+            error) after this many ``data:`` events, before the chunk with the finish
+            reason: a server that closes the answer early without saying so.
         chunk_delay_s: Streaming only: wait between ``data:`` events.
         retry_after_s: With ``status`` 429 or 503: sent as ``retry-after-ms``
             (milliseconds, which the openai SDK prefers) and ``retry-after``
@@ -118,7 +123,9 @@ class Fault:
     delay_s: float = 0.0
     status: int | None = None
     drop: bool = False
+    malformed: bool = False
     drop_after_chunks: int | None = None
+    end_after_chunks: int | None = None
     chunk_delay_s: float = 0.0
     retry_after_s: float | None = 0.01
     error_message: str | None = None
@@ -658,6 +665,9 @@ class FakeOpenAI:
             )
             return
         completion = Completion(reply, body)
+        if fault.malformed and not body.get("stream"):
+            yield Respond(200, {"Content-Type": "application/json"}, b'{"id": "chatcmpl-x", "cho')
+            return
         if not body.get("stream"):
             yield _json_response(200, _wire(completion.response()), {"x-request-id": completion.id})
             return
@@ -668,10 +678,14 @@ class FakeOpenAI:
                 "x-request-id": completion.id,
             }
         )
+        if fault.malformed:
+            yield Event(b'data: {"id": "chatcmpl-x", "cho\n\n')
         for sent, chunk in enumerate(completion.chunks()):
             if fault.drop_after_chunks is not None and sent >= fault.drop_after_chunks:
                 yield Drop()
                 return
+            if fault.end_after_chunks is not None and sent >= fault.end_after_chunks:
+                break
             if sent and fault.chunk_delay_s > 0:
                 yield Sleep(fault.chunk_delay_s)
             yield _sse(_wire(chunk))

@@ -627,7 +627,10 @@ def test_fallback_failure_with_rag_output_degrades_to_primary_dict() -> None:
     primary = rag(fake_chat(answer("Lyon", UNSURE)))
     out = gate_of(primary, Tier(failing("cloud down"))).invoke({"question": QUESTION})
     assert out["answer"].content == "Lyon"
-    assert out["routing"]["degraded"] is True and out["routing"]["error"] == "cloud: RuntimeError: cloud down"
+    assert (
+        out["routing"]["degraded"] is True
+        and out["routing"]["error"] == "cloud: RuntimeError: cloud down"
+    )
     assert routing(out["answer"]) == out["routing"]
 
 
@@ -749,7 +752,10 @@ async def test_ainvoke_hedge_no_logprobs_and_degraded() -> None:
 
     out = await gate_of(unsure_tier("Lyon"), Tier(failing("cloud down"))).ainvoke("q")
     assert out.content == "Lyon"
-    assert routing(out)["degraded"] is True and routing(out)["error"] == "cloud: RuntimeError: cloud down"
+    assert (
+        routing(out)["degraded"] is True
+        and routing(out)["error"] == "cloud: RuntimeError: cloud down"
+    )
 
 
 async def test_ainvoke_rag_with_message_key() -> None:
