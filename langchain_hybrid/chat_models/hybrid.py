@@ -9,13 +9,16 @@ from contextlib import aclosing, closing
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
     AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
     CallbackManager,
     CallbackManagerForLLMRun,
 )
+from langchain_core.globals import get_llm_cache
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
@@ -489,6 +492,11 @@ class ChatHybrid(BaseChatModel):
         if call.routed:
             return result
         result, decision = _replayed_from_cache(result)
+        if decision is not None and decision.degraded:
+            # A fallback answer from an earlier outage: route again, and cache the new one.
+            fresh = self._generate(messages, stop, run_manager, **kwargs)
+            self._recache(messages, stop, fresh, kwargs)
+            return fresh
         if decision is not None:
             publish(run_manager, decision)
         return result
@@ -505,9 +513,31 @@ class ChatHybrid(BaseChatModel):
         if call.routed:
             return result
         result, decision = _replayed_from_cache(result)
+        if decision is not None and decision.degraded:
+            fresh = await self._agenerate(messages, stop, run_manager, **kwargs)
+            self._recache(messages, stop, fresh, kwargs)
+            return fresh
         if decision is not None:
             await apublish(run_manager, decision)
         return result
+
+    def _recache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        result: ChatResult,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Replace a cached answer under the key LangChain's cache lookup used."""
+        cache = self.cache if isinstance(self.cache, BaseCache) else get_llm_cache()
+        if cache is None or self.cache is False:
+            return
+        normalized = [
+            m.model_copy(update={"id": None}) if m.id is not None else m for m in messages
+        ]
+        cache.update(
+            dumps(normalized), self._get_llm_string(stop=stop, **kwargs), result.generations
+        )
 
     # ------------------------------------------------------------------ the route
 

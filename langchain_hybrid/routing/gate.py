@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, closing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
@@ -329,12 +329,15 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
     async def atransform(
         self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Async twin of :meth:`transform`."""
-        async for chunk in self._atransform_stream_with_config(
-            input, self._atransform, config, **kwargs
-        ):
-            yield chunk
+        stream = cast(
+            "AsyncGenerator[Any, None]",
+            self._atransform_stream_with_config(input, self._atransform, config, **kwargs),
+        )
+        async with aclosing(stream) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -344,8 +347,10 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         async def once() -> AsyncIterator[Any]:
             yield input
 
-        async for chunk in self.atransform(once(), config, **kwargs):
-            yield chunk
+        # Closed here when the caller stops early, not left for the event loop to finalise.
+        async with aclosing(self.atransform(once(), config, **kwargs)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 @dataclass

@@ -491,3 +491,22 @@ def test_a_bad_call_timeout_is_a_typed_error(cloud: MockOpenAI, bad: Any) -> Non
     with pytest.raises(InvalidCallOptionError, match="timeout"):
         hybrid(cloud).invoke(QUESTION, timeout=bad)
     assert not cloud.chat_requests
+
+
+# ------------------------------------------------------------------ the cache
+
+
+@pytest.mark.parametrize("style", ["invoke", "ainvoke"])
+async def test_a_cached_degraded_answer_is_routed_again(cloud: MockOpenAI, style: str) -> None:
+    from langchain_core.caches import InMemoryCache
+
+    llm = hybrid(cloud, cache=InMemoryCache())
+    cloud.enqueue(Fault(status=503))
+    outage = await answer(llm, style)
+    assert routing(outage)["degraded"]
+
+    recovered = await answer(llm, style)  # the cloud is back: not the outage's fallback
+    assert recovered.content == CLOUD_TEXT and not routing(recovered)["cached"]
+    cached = await answer(llm, style)  # the good answer is what the cache now holds
+    assert cached.content == CLOUD_TEXT and routing(cached)["cached"]
+    assert len(cloud.chat_requests) == 2
