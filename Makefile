@@ -46,6 +46,7 @@ lint: setup-test
 	$(BIN)/ruff format --check langchain_hybrid tests benchmarks examples conftest.py
 	$(BIN)/mypy langchain_hybrid
 
-bench: setup
+bench: setup-test
 	$(BIN)/python benchmarks/bench_local.py
 	$(BIN)/python benchmarks/bench_hybrid.py
+	$(BIN)/python benchmarks/bench_reliability.py

@@ -15,11 +15,15 @@ from langchain_hybrid.costs import ModelPrice, PriceTable
 from langchain_hybrid.errors import (
     BothTiersFailedError,
     ChatTemplateMissingError,
+    CloudRequestError,
+    CloudStreamBrokenError,
     ContextWindowExceededError,
+    InvalidCallOptionError,
     InvalidMessagesError,
     LangChainHybridError,
     ModelNotAvailableError,
     PolicyError,
+    RoutedCallError,
     UnsupportedCallOptionError,
 )
 from langchain_hybrid.routing import (
@@ -40,15 +44,20 @@ from langchain_hybrid.routing import (
     Verdict,
 )
 from langchain_hybrid.routing.gate import ConfidenceGate
+from langchain_hybrid.routing.guards import Budget, CircuitBreaker
 from langchain_hybrid.routing.stats import RoutingStatsHandler
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BothTiersFailedError",
+    "Budget",
     "ChatHybrid",
     "ChatTemplateMissingError",
     "ChatTransformers",
+    "CircuitBreaker",
+    "CloudRequestError",
+    "CloudStreamBrokenError",
     "CombinedScorer",
     "Confidence",
     "ConfidenceGate",
@@ -58,6 +67,7 @@ __all__ = [
     "ForceCloudRule",
     "ForceLocalRule",
     "HedgeDetector",
+    "InvalidCallOptionError",
     "InvalidMessagesError",
     "LangChainHybridError",
     "MarginScorer",
@@ -70,6 +80,7 @@ __all__ = [
     "PriceTable",
     "QuantileLogprobScorer",
     "RouteDecision",
+    "RoutedCallError",
     "RoutingPolicy",
     "RoutingStatsHandler",
     "UnsupportedCallOptionError",

@@ -75,8 +75,11 @@ class ChatHybrid(BaseChatModel):
     generation stops as soon as the answer cannot end above the threshold (early
     escalation), so escalated requests waste little local time. Local answers that did
     not finish naturally (token limit, ``timeout``) escalate too. If the cloud then
-    fails, the local answer is returned with ``degraded=True``; if both fail, one
-    :class:`~langchain_hybrid.errors.BothTiersFailedError` names both causes.
+    fails, the local answer is returned with ``degraded=True`` (the reason says how it
+    failed); a cloud stream that breaks after sending text raises
+    :class:`~langchain_hybrid.errors.CloudStreamBrokenError`; if both fail, one
+    :class:`~langchain_hybrid.errors.BothTiersFailedError` names both causes. Each error
+    carries the call's decision (``error.decision``).
 
     Every routing setting lives in one :class:`~langchain_hybrid.RoutingPolicy`
     (``policy``); ``threshold=`` and ``scorer=`` are shorthands that override the
@@ -112,8 +115,19 @@ class ChatHybrid(BaseChatModel):
             Overrides the policy's scorer.
         temperature, max_tokens, stop: float | None, int | None, list[str] | None
             Generation settings sent to both tiers with every call (None: each tier's
-            own). Client settings (``timeout``, ``max_retries``, keys) belong to the
-            tiers; other per-call options (``llm.invoke(..., top_p=0.9)``) reach both.
+            own). Client settings (``max_retries``, keys) belong to the tiers; other
+            per-call options (``llm.invoke(..., top_p=0.9)``) reach both.
+        timeout: float | None
+            Seconds for the whole call, both tiers together (also per call:
+            ``llm.invoke(..., timeout=5)``); the cloud gets what the local tier left.
+        circuit_breaker: CircuitBreaker | None
+            Skips the cloud for a cool-down after repeated failures (default: 5
+            failures, 30 s; None turns it off).
+        budget: Budget | None
+            Caps cloud spending in USD and/or tokens; when spent, answers stay local.
+        raise_on_cloud_errors: frozenset[str]
+            Cloud failure kinds (``auth``, ``bad_request``, ``timeout``,
+            ``unavailable``) that raise ``CloudRequestError`` instead of degrading.
         streaming: bool
             Answer ``invoke`` through the streaming path (default False).
         prices: PriceTable
