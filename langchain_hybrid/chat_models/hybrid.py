@@ -35,6 +35,7 @@ from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
+from langchain_hybrid.routing.inputs import check_call_options, check_messages, check_stop
 from langchain_hybrid.routing.policy import RoutingPolicy
 from langchain_hybrid.routing.route import (
     Flow,
@@ -42,7 +43,6 @@ from langchain_hybrid.routing.route import (
     Routed,
     adrive,
     arun,
-    check_messages,
     drive,
     message_chunk,
     model_label,
@@ -197,7 +197,7 @@ class ChatHybrid(BaseChatModel):
     policy: RoutingPolicy = Field(default_factory=RoutingPolicy)
     """Every routing setting (scorer, threshold, rules, finish reasons, early escalation)."""
 
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Overrides the policy's threshold (a shorthand; see ``routing_policy``)."""
 
     scorer: ConfidenceScorer | None = None
@@ -209,7 +209,7 @@ class ChatHybrid(BaseChatModel):
     event_local_logprobs: bool = False
     """Include the local tier's log-probs in the ``hybrid_route`` event."""
 
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature for both tiers (sent with every call; None: each tier's own)."""
 
     max_tokens: int | None = Field(default=None, ge=1)
@@ -482,6 +482,9 @@ class ChatHybrid(BaseChatModel):
     ) -> tuple[Flow, _Tiers]:
         """Validate the request and set up its flow and tier calls (shared by every driver)."""
         check_messages(messages)
+        # LangChain's own streaming switch is spent: ChatHybrid decides how tiers are called.
+        kwargs = check_call_options({k: v for k, v in kwargs.items() if k != "stream"})
+        stop = check_stop(stop)
         RoutedRun.mark_routed()
         kwargs = {**self._tier_settings(), **kwargs}
         stop = stop if stop is not None else self.stop

@@ -12,6 +12,7 @@ from langchain_core.callbacks import (
     CallbackManagerForChainRun,
 )
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import AddableDict
@@ -20,6 +21,7 @@ from pydantic import ConfigDict, Field
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
+from langchain_hybrid.routing.inputs import check_messages, check_text
 from langchain_hybrid.routing.policy import DEFAULT_THRESHOLD, RoutingPolicy
 from langchain_hybrid.routing.route import (
     Flow,
@@ -162,6 +164,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     # ------------------------------------------------------------------ the route
 
     def _route(self, input: Any, *, streaming: bool) -> Flow:
+        _check_input(input)
         route = Route(
             policy=self.routing_policy,
             context=RoutingContext.from_input(input),
@@ -322,6 +325,19 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
         async for chunk in self.atransform(once(), config, **kwargs):
             yield chunk
+
+
+def _check_input(input: Any) -> None:
+    """Validate a gate input that is a chat request (messages, a chat prompt, a string).
+
+    Other inputs (a chain's dict, documents, ...) are the primary runnable's to judge.
+    """
+    if isinstance(input, str):
+        check_text(input, "the input")
+    elif isinstance(input, PromptValue):
+        check_messages(input.to_messages())
+    elif isinstance(input, (list, tuple)) and all(isinstance(m, BaseMessage) for m in input):
+        check_messages(input)  # an empty list too: no chat model answers it
 
 
 @dataclass

@@ -33,31 +33,24 @@ from __future__ import annotations
 import functools
 import operator
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    ChatMessage,
-    FunctionMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-)
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 
 from langchain_hybrid.costs import PriceTable, token_usage
 from langchain_hybrid.errors import (
     BothTiersFailedError,
     ContextWindowExceededError,
+    InvalidCallOptionError,
     InvalidMessagesError,
     UnsupportedCallOptionError,
 )
 from langchain_hybrid.logprobs import logprob_entries, message_logprobs
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
+from langchain_hybrid.routing.inputs import check_messages
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
 from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
 
@@ -154,44 +147,6 @@ class AsyncTierCalls(Protocol):
         """Stream ``tier``'s output on the request."""
 
 
-# ---------------------------------------------------------------------------- input
-
-_MESSAGE_TYPES = (SystemMessage, HumanMessage, AIMessage, ToolMessage, FunctionMessage, ChatMessage)
-_CHAT_ROLES = frozenset(
-    {"system", "developer", "user", "human", "assistant", "ai", "tool", "function"}
-)
-
-
-def check_messages(messages: Sequence[BaseMessage]) -> None:
-    """Reject a request that no tier should see (the first step of a routed call).
-
-    Raises :class:`InvalidMessagesError` for an empty list, a message of a kind chat
-    models do not take, and a ``ChatMessage`` with a role no chat template places.
-
-    Example:
-        >>> check_messages([ChatMessage(role="narrator", content="Once upon a time")])
-        Traceback (most recent call last):
-        ...
-        langchain_hybrid.errors.InvalidMessagesError: Message 0 has role 'narrator'; ...
-    """
-    if not messages:
-        raise InvalidMessagesError(
-            "Received an empty list of messages: pass at least one message, "
-            "e.g. llm.invoke('Hello') or llm.invoke([('human', 'Hello')])."
-        )
-    for index, message in enumerate(messages):
-        if not isinstance(message, _MESSAGE_TYPES):
-            raise InvalidMessagesError(
-                f"Message {index} is a {type(message).__name__}, which chat models do not "
-                "take; send SystemMessage, HumanMessage, AIMessage or ToolMessage."
-            )
-        if isinstance(message, ChatMessage) and message.role not in _CHAT_ROLES:
-            raise InvalidMessagesError(
-                f"Message {index} has role {message.role!r}; use one of "
-                f"{', '.join(sorted(_CHAT_ROLES))} (or SystemMessage, HumanMessage, ...)."
-            )
-
-
 # ---------------------------------------------------------------------------- the call
 
 
@@ -279,7 +234,7 @@ class _Trip:
     local_call_s: float | None = None
 
 
-_LOCAL_CANNOT_SERVE = (InvalidMessagesError, UnsupportedCallOptionError)
+_LOCAL_CANNOT_SERVE = (InvalidMessagesError, InvalidCallOptionError, UnsupportedCallOptionError)
 
 
 def route_flow(route: Route) -> Flow:

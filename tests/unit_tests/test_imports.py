@@ -15,6 +15,7 @@ EXPECTED_ALL = [
     "ForceCloudRule",
     "ForceLocalRule",
     "HedgeDetector",
+    "InvalidCallOptionError",
     "InvalidMessagesError",
     "LangChainHybridError",
     "MarginScorer",
