@@ -123,7 +123,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     scorer: ConfidenceScorer | None = None
     """Overrides the policy's scorer."""
 
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Overrides the policy's threshold."""
 
     message_key: str | None = None
