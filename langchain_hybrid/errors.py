@@ -43,15 +43,33 @@ class UnsupportedCallOptionError(LangChainHybridError, TypeError):
 
 
 class InvalidCallOptionError(LangChainHybridError, ValueError):
-    """A call option's value is out of range or of the wrong type; the message names it."""
+    """A call option with a value out of its range or of the wrong type (``temperature=-1``).
+
+    Example:
+        >>> from langchain_hybrid.routing.inputs import check_call_options
+        >>> try:
+        ...     check_call_options({"temperature": -1})
+        ... except ValueError as e:
+        ...     print(type(e).__name__, str(e).split(";")[0])
+        InvalidCallOptionError temperature must be a number in [0, 2], got -1
+    """
 
 
 class BothTiersFailedError(LangChainHybridError, RuntimeError):
-    """Neither the local nor the cloud tier could answer; both causes are attached.
+    r"""Neither the local nor the cloud tier could answer; both causes are attached.
+
+    The message gives advice that fits each cause: a bad request is fixed in the
+    request, a rejected key by checking the key, a timeout by a longer timeout, ...
 
     Attributes:
         local_error: why the local tier could not answer.
         cloud_error: why the cloud tier could not answer.
+
+    Example:
+        >>> err = BothTiersFailedError(RuntimeError("out of memory"), TimeoutError("timed out"))
+        >>> print(str(err).split("To fix: ")[1].replace("; ", ";\n"))
+        local: do what its error says;
+        cloud: the call timed out: raise the cloud model's timeout or retry later.
     """
 
     #: The call's RouteDecision when the route got far enough to make one.
@@ -63,9 +81,8 @@ class BothTiersFailedError(LangChainHybridError, RuntimeError):
         super().__init__(
             "Both tiers failed. Local: "
             f"{type(local_error).__name__}: {local_error}. Cloud: "
-            f"{type(cloud_error).__name__}: {cloud_error}. Fix either tier to get answers: "
-            "check the cloud's credentials, network and rate limits; for the local tier, "
-            "what its error says."
+            f"{type(cloud_error).__name__}: {cloud_error}. To fix: "
+            f"local: {_advice(local_error, 'local')}; cloud: {_advice(cloud_error, 'cloud')}."
         )
 
 
@@ -118,3 +135,37 @@ class CloudRequestError(RoutedCallError):
     ``{"auth"}``: a wrong API key raises instead of silently answering locally). The
     original error is ``cloud_error`` (and ``__cause__``).
     """
+
+
+_REQUEST_ERRORS = (InvalidMessagesError, InvalidCallOptionError, UnsupportedCallOptionError)
+
+
+def _status(error: BaseException) -> int | None:
+    """Return the HTTP status of an API error (the openai SDK's ``status_code``), if any."""
+    status = getattr(error, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _advice(error: BaseException, tier: str) -> str:
+    """Return what to do about one tier's failure, by its cause."""
+    name = type(error).__name__
+    status = _status(error)
+    if isinstance(error, _REQUEST_ERRORS):
+        return "the request is invalid: fix it as its error says (this is not an outage)"
+    if isinstance(error, ContextWindowExceededError):
+        return "shorten the prompt or lower max_tokens"
+    if status in (401, 403) or "Authentication" in name or "PermissionDenied" in name:
+        return f"the {tier} model rejected its credentials: check its API key and permissions"
+    if status == 429 or "RateLimit" in name:
+        return "rate limited: retry later, send fewer requests at once, or raise the quota"
+    if isinstance(error, TimeoutError) or "Timeout" in name:
+        return f"the call timed out: raise the {tier} model's timeout or retry later"
+    if status == 400 or "BadRequest" in name:
+        return f"the {tier} model rejected the request: check the options and messages sent"
+    if isinstance(error, ConnectionError) or "Connection" in name:
+        return f"the {tier} model could not be reached: check the network and its base_url"
+    if status is not None and status >= 500:
+        return f"the {tier} service failed: retry later"
+    if tier == "local":
+        return "do what its error says"
+    return "check the cloud model's settings, credentials and network"

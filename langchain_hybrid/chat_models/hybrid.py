@@ -37,12 +37,12 @@ from langchain_hybrid._callbacks import (
     routed_run,
 )
 from langchain_hybrid.costs import PriceTable
-from langchain_hybrid.errors import InvalidCallOptionError
 from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
 from langchain_hybrid.routing.failures import FailureKind
 from langchain_hybrid.routing.guards import Budget, CircuitBreaker
+from langchain_hybrid.routing.inputs import check_call_options, check_messages, check_stop
 from langchain_hybrid.routing.policy import RoutingPolicy
 from langchain_hybrid.routing.route import (
     Flow,
@@ -50,7 +50,6 @@ from langchain_hybrid.routing.route import (
     Routed,
     adrive,
     arun,
-    check_messages,
     drive,
     message_chunk,
     model_label,
@@ -219,7 +218,7 @@ class ChatHybrid(BaseChatModel):
     policy: RoutingPolicy = Field(default_factory=RoutingPolicy)
     """Every routing setting (scorer, threshold, rules, finish reasons, early escalation)."""
 
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Overrides the policy's threshold (a shorthand; see ``routing_policy``)."""
 
     scorer: ConfidenceScorer | None = None
@@ -231,7 +230,7 @@ class ChatHybrid(BaseChatModel):
     event_local_logprobs: bool = False
     """Include the local tier's log-probs in the ``hybrid_route`` event."""
 
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature for both tiers (sent with every call; None: each tier's own)."""
 
     max_tokens: int | None = Field(default=None, ge=1)
@@ -566,9 +565,12 @@ class ChatHybrid(BaseChatModel):
     ) -> tuple[Flow, _Tiers]:
         """Validate the request and set up its flow and tier calls (shared by every driver)."""
         check_messages(messages)
+        # LangChain's own streaming switch is spent: ChatHybrid decides how tiers are called.
+        kwargs = check_call_options({k: v for k, v in kwargs.items() if k != "stream"})
+        stop = check_stop(stop)
         RoutedRun.mark_routed()
         kwargs = {**self._tier_settings(), **kwargs}
-        timeout = _call_timeout(kwargs.pop("timeout", self.timeout))
+        timeout = kwargs.pop("timeout", self.timeout)  # checked with the other options
         stop = stop if stop is not None else self.stop
         max_tokens = kwargs.get("max_tokens", getattr(self.local, "max_tokens", None))
         route = Route(
@@ -758,17 +760,6 @@ def _takes_timeout(runnable: Any) -> bool:
         name == "timeout" or info.alias == "timeout"
         for name, info in type(runnable).model_fields.items()
     )
-
-
-def _call_timeout(value: Any) -> float | None:
-    """Check a call's ``timeout=`` (seconds for the whole call) and return it."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidCallOptionError(
-            f"timeout must be a number of seconds > 0 for the whole call, got {value!r}"
-        )
-    return float(value)
 
 
 def _chunk_of(chunk: Any) -> ChatGenerationChunk:

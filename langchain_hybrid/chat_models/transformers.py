@@ -45,6 +45,7 @@ from langchain_hybrid.errors import (
     InvalidMessagesError,
     UnsupportedCallOptionError,
 )
+from langchain_hybrid.routing.inputs import check_call_options, check_messages, check_stop
 
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _BATCH_GROUP: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
@@ -203,13 +204,13 @@ class ChatTransformers(BaseChatModel):
     trust_remote_code: bool = False
     """Allow model code from the hub repository (passed to transformers)."""
 
-    temperature: float = Field(default=0.0, ge=0.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature; 0 decodes greedily."""
 
     max_tokens: int = Field(default=256, ge=1)
     """Maximum number of tokens to generate."""
 
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
     """Nucleus sampling probability mass (sampling only)."""
 
     top_k: int | None = Field(default=None, ge=1)
@@ -221,7 +222,7 @@ class ChatTransformers(BaseChatModel):
     seed: int | None = None
     """Random seed for sampling."""
 
-    timeout: float | None = Field(default=None, gt=0.0)
+    timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     """Seconds of generation after which the answer ends with ``finish_reason="timeout"``."""
 
     max_retries: int = Field(default=0, ge=0)
@@ -301,11 +302,7 @@ class ChatTransformers(BaseChatModel):
     # ------------------------------------------------------------------ prompts
 
     def _to_chat_dicts(self, messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-        if not messages:
-            raise InvalidMessagesError(
-                "Received an empty list of messages: pass at least one message, "
-                "e.g. llm.invoke('Hello') or llm.invoke([('human', 'Hello')])."
-            )
+        check_messages(messages)
         out: list[dict[str, Any]] = []
         for index, message in enumerate(messages):
             entry: dict[str, Any] = {"role": _role_of(message, index)}
@@ -333,13 +330,26 @@ class ChatTransformers(BaseChatModel):
                 "ChatTransformers(chat_template='{% for m in messages %}...{% endfor %}'), or use "
                 "an instruction-tuned model that ships a template."
             )
-        prompt = tokenizer.apply_chat_template(
-            self._to_chat_dicts(messages),
-            tokenize=False,
-            add_generation_prompt=True,
-            chat_template=self.chat_template,
-        )
-        ids: list[int] = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        chat = self._to_chat_dicts(messages)
+        from jinja2 import TemplateError
+
+        try:
+            # Control tokens inside message text (say "<|im_end|><|im_start|>system") are
+            # encoded as plain text: only the template's own markup becomes control tokens.
+            ids: list[int] = tokenizer.apply_chat_template(
+                chat,
+                tokenize=True,
+                sanitize_control_tokens=True,
+                return_dict=False,
+                add_generation_prompt=True,
+                chat_template=self.chat_template,
+            )
+        except TemplateError as e:
+            raise InvalidMessagesError(
+                f"The chat template of {self.model_name!r} rejected the messages: {e}. Send "
+                "messages in an order and with roles this model's template accepts (some "
+                "templates want user and assistant turns to alternate)."
+            ) from e
         return ids
 
     def get_num_tokens_from_messages(
@@ -368,6 +378,8 @@ class ChatTransformers(BaseChatModel):
                 f"ChatTransformers got unsupported call options {sorted(unknown)}; "
                 f"supported: {sorted(_CALL_OPTIONS)}."
             )
+        kwargs = check_call_options(kwargs)
+        stop = check_stop(stop)
         prompt_ids = self._prompt_ids(messages)
         settings = SamplingSettings(
             max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),

@@ -13,6 +13,7 @@ from langchain_core.callbacks import (
     CallbackManagerForChainRun,
 )
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import AddableDict
@@ -23,6 +24,7 @@ from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
 from langchain_hybrid.routing.failures import FailureKind
 from langchain_hybrid.routing.guards import Budget, CircuitBreaker
+from langchain_hybrid.routing.inputs import check_messages, check_text
 from langchain_hybrid.routing.policy import DEFAULT_THRESHOLD, RoutingPolicy
 from langchain_hybrid.routing.route import (
     Flow,
@@ -124,7 +126,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     scorer: ConfidenceScorer | None = None
     """Overrides the policy's scorer."""
 
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Overrides the policy's threshold."""
 
     message_key: str | None = None
@@ -174,6 +176,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     # ------------------------------------------------------------------ the route
 
     def _route(self, input: Any, *, streaming: bool) -> Flow:
+        _check_input(input)
         route = Route(
             policy=self.routing_policy,
             context=RoutingContext.from_input(input),
@@ -351,6 +354,19 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         async with aclosing(self.atransform(once(), config, **kwargs)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+
+def _check_input(input: Any) -> None:
+    """Validate a gate input that is a chat request (messages, a chat prompt, a string).
+
+    Other inputs (a chain's dict, documents, ...) are the primary runnable's to judge.
+    """
+    if isinstance(input, str):
+        check_text(input, "the input")
+    elif isinstance(input, PromptValue):
+        check_messages(input.to_messages())
+    elif isinstance(input, (list, tuple)) and all(isinstance(m, BaseMessage) for m in input):
+        check_messages(input)  # an empty list too: no chat model answers it
 
 
 @dataclass

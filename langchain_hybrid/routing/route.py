@@ -48,16 +48,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    ChatMessage,
-    FunctionMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-)
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 
 from langchain_hybrid.costs import PriceTable, token_usage
@@ -66,6 +57,7 @@ from langchain_hybrid.errors import (
     CloudRequestError,
     CloudStreamBrokenError,
     ContextWindowExceededError,
+    InvalidCallOptionError,
     InvalidMessagesError,
     RoutedCallError,
     UnsupportedCallOptionError,
@@ -74,6 +66,7 @@ from langchain_hybrid.logprobs import logprob_entries, message_logprobs
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.failures import FailureKind, failure_kind, failure_reason, warn_once
 from langchain_hybrid.routing.guards import CloudGuard, CloudOutcome, Permit
+from langchain_hybrid.routing.inputs import check_messages
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
 from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
 
@@ -186,44 +179,6 @@ class AsyncTierCalls(Protocol):
         """Stream ``tier``'s output on the request."""
 
 
-# ---------------------------------------------------------------------------- input
-
-_MESSAGE_TYPES = (SystemMessage, HumanMessage, AIMessage, ToolMessage, FunctionMessage, ChatMessage)
-_CHAT_ROLES = frozenset(
-    {"system", "developer", "user", "human", "assistant", "ai", "tool", "function"}
-)
-
-
-def check_messages(messages: Sequence[BaseMessage]) -> None:
-    """Reject a request that no tier should see (the first step of a routed call).
-
-    Raises :class:`InvalidMessagesError` for an empty list, a message of a kind chat
-    models do not take, and a ``ChatMessage`` with a role no chat template places.
-
-    Example:
-        >>> check_messages([ChatMessage(role="narrator", content="Once upon a time")])
-        Traceback (most recent call last):
-        ...
-        langchain_hybrid.errors.InvalidMessagesError: Message 0 has role 'narrator'; ...
-    """
-    if not messages:
-        raise InvalidMessagesError(
-            "Received an empty list of messages: pass at least one message, "
-            "e.g. llm.invoke('Hello') or llm.invoke([('human', 'Hello')])."
-        )
-    for index, message in enumerate(messages):
-        if not isinstance(message, _MESSAGE_TYPES):
-            raise InvalidMessagesError(
-                f"Message {index} is a {type(message).__name__}, which chat models do not "
-                "take; send SystemMessage, HumanMessage, AIMessage or ToolMessage."
-            )
-        if isinstance(message, ChatMessage) and message.role not in _CHAT_ROLES:
-            raise InvalidMessagesError(
-                f"Message {index} has role {message.role!r}; use one of "
-                f"{', '.join(sorted(_CHAT_ROLES))} (or SystemMessage, HumanMessage, ...)."
-            )
-
-
 # ---------------------------------------------------------------------------- the call
 
 
@@ -330,7 +285,7 @@ class _Trip:
     failure: Exception | None = None
 
 
-_LOCAL_CANNOT_SERVE = (InvalidMessagesError, UnsupportedCallOptionError)
+_LOCAL_CANNOT_SERVE = (InvalidMessagesError, InvalidCallOptionError, UnsupportedCallOptionError)
 
 
 def route_flow(route: Route) -> Flow:
