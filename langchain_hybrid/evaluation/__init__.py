@@ -25,6 +25,14 @@ if TYPE_CHECKING:
         grade_short,
         normalize_answer,
     )
+    from langchain_hybrid.evaluation.harness import (
+        AssumedCloud,
+        CloudSource,
+        LiveCloud,
+        ReplayCloud,
+        evaluate,
+        scorer_aurocs,
+    )
     from langchain_hybrid.evaluation.records import (
         CloudRecord,
         Example,
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
         load_records,
         save_records,
     )
+    from langchain_hybrid.evaluation.report import EvaluationReport, SystemRow, wilson_interval
 
 _EXPORTS: dict[str, str] = {
     "collect_local": "collect",
@@ -43,6 +52,15 @@ _EXPORTS: dict[str, str] = {
     "grade_math": "graders",
     "grade_short": "graders",
     "normalize_answer": "graders",
+    "AssumedCloud": "harness",
+    "CloudSource": "harness",
+    "LiveCloud": "harness",
+    "ReplayCloud": "harness",
+    "evaluate": "harness",
+    "scorer_aurocs": "harness",
+    "EvaluationReport": "report",
+    "SystemRow": "report",
+    "wilson_interval": "report",
     "CloudRecord": "records",
     "Example": "records",
     "LocalRecord": "records",
@@ -51,12 +69,19 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AssumedCloud",
     "CloudRecord",
+    "CloudSource",
+    "EvaluationReport",
     "Example",
     "Grader",
+    "LiveCloud",
     "LocalRecord",
+    "ReplayCloud",
+    "SystemRow",
     "collect_local",
     "declines",
+    "evaluate",
     "grade",
     "grade_math",
     "grade_short",
@@ -65,6 +90,8 @@ __all__ = [
     "normalize_answer",
     "prompt_for",
     "save_records",
+    "scorer_aurocs",
+    "wilson_interval",
 ]
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
@@ -173,9 +173,8 @@ def collect_local(
             prompts = [prompt_for(ex) for ex in chunk]
             timers = [_Timer() for _ in chunk]
             configs: list[RunnableConfig] = [{"callbacks": [t]} for t in timers]
-            outputs = local.batch(
-                [list(p) for p in prompts], configs, return_exceptions=True, max_tokens=max_tokens
-            )
+            inputs: list[LanguageModelInput] = [list(p) for p in prompts]
+            outputs = local.batch(inputs, configs, return_exceptions=True, max_tokens=max_tokens)
             for ex, prompt, timer, output in zip(chunk, prompts, timers, outputs, strict=True):
                 if isinstance(output, BaseException):
                     logger.warning("local model failed on example %s: %s", ex.id, output)
