@@ -57,3 +57,18 @@ class KeyedLocalChatModel(FakeLocalChatModel):
             usage_metadata=self._usage(messages, len(tokens)),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def sample_local() -> KeyedLocalChatModel:
+    """A local tier for ``langchain-hybrid eval --local-factory`` on the GSM8K sample.
+
+    It answers the first two questions of ``examples/data/gsm8k_recorded_sample.jsonl``
+    confidently (one right, one wrong) and hedges on every other question.
+    """
+    return KeyedLocalChatModel(
+        answers={
+            "Grace weighs 125 pounds": ("4 * 125 - 2 = 498, 498 + 125 = 623. Answer: 623", -0.05),
+            "After transferring to a new school": ("20 + 80 = 100. Answer: 100", -0.1),
+        },
+        default=("I don't know.", -0.2),
+    )
