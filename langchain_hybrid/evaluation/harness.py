@@ -566,6 +566,11 @@ def evaluate(
             grader=grader,
         )
         by_id.update((r.example_id, r) for r in collected)
+        if batch_size > 1:
+            notes.append(
+                f"local latency is each answer's run time inside a batch of {batch_size} "
+                "(batch_size=1 measures one request at a time)"
+            )
     local_records = [by_id[i] for i in ids]
     prompts = {ex.id: by_id[ex.id].prompt or prompt_for(ex) for ex in examples}
     errors = sum(r.answer.response_metadata.get("finish_reason") == "error" for r in local_records)

@@ -224,7 +224,7 @@ class EvaluationReport:
         text = json.dumps(self.as_dict(), indent=2, allow_nan=False)
         Path(path).write_text(text + "\n", encoding="utf-8")
 
-    def table(self, width: int = 100) -> str:
+    def table(self, width: int = 120) -> str:
         """Return the report as readable text: the table, the AUROCs and the notes.
 
         Example:
@@ -237,21 +237,23 @@ class EvaluationReport:
         table = Table(
             title=f"Evaluation of {self.dataset} (n={self.n}, cloud: {self.cloud_source})"
         )
-        for name, justify in (
-            ("System", "left"),
-            ("Accuracy (95% CI)", "right"),
-            ("Cloud share", "right"),
-            ("API cost", "right"),
-            ("Cost avoided", "right"),
-            ("Latency mean", "right"),
-            ("Latency p95", "right"),
+        for name in (
+            "System",
+            "Accuracy",
+            "95% CI",
+            "Cloud share",
+            "API cost",
+            "Cost avoided",
+            "Latency mean",
+            "Latency p95",
         ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+            table.add_column(name, justify="left" if name == "System" else "right")
         for row in self.rows:
             lo, hi = row.accuracy_ci
             table.add_row(
                 _TITLES[row.system],
-                f"{100 * row.accuracy:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})",
+                f"{100 * row.accuracy:.1f}%",
+                f"{100 * lo:.1f}-{100 * hi:.1f}",
                 f"{100 * row.cloud_share:.1f}%",
                 f"${row.cost_usd:.4f}",
                 f"${row.cost_avoided_usd:.4f}",
