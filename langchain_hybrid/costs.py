@@ -25,7 +25,14 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-__all__ = ["DEFAULT_PRICES", "PRICES_AS_OF", "ModelPrice", "PriceTable", "token_usage"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "PAPER_GPT4_PRICE",
+    "PRICES_AS_OF",
+    "ModelPrice",
+    "PriceTable",
+    "token_usage",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +102,10 @@ DEFAULT_PRICES: Mapping[str, ModelPrice] = {
 }
 
 
+#: The GPT-4 price of the hybrid-deployment paper: $0.03 / 1k prompt, $0.06 / 1k completion.
+PAPER_GPT4_PRICE = ModelPrice(input_per_1m=30.0, output_per_1m=60.0)
+
+
 class PriceTable(Mapping[str, ModelPrice]):
     """Model name -> :class:`ModelPrice`, with longest-prefix lookup.
 
@@ -129,6 +140,22 @@ class PriceTable(Mapping[str, ModelPrice]):
             0.15
         """
         return cls(DEFAULT_PRICES)
+
+    @classmethod
+    def paper_gpt4(cls, *models: str) -> PriceTable:
+        """Return a table pricing ``models`` (default ``"gpt-4"``) at :data:`PAPER_GPT4_PRICE`.
+
+        The GPT-4 prices of the hybrid-deployment paper, $0.03 per 1k prompt tokens and
+        $0.06 per 1k completion tokens, for comparing with its figures. Names match by
+        prefix as usual, so ``"gpt-4"`` also prices ``"gpt-4-1106-preview"``.
+
+        Example:
+            >>> PriceTable.paper_gpt4().cost_of("gpt-4-1106-preview", 1000, 1000)
+            0.09
+            >>> PriceTable.paper_gpt4("mixtral").cost_of("mixtral-8x7b", 2000, 0)
+            0.06
+        """
+        return cls(dict.fromkeys(models or ("gpt-4",), PAPER_GPT4_PRICE))
 
     def __getitem__(self, name: str) -> ModelPrice:
         return self._prices[name]

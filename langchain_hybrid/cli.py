@@ -1,0 +1,362 @@
+"""The ``langchain-hybrid`` command line.
+
+Each command is one function that adds its sub-parser and sets ``handler`` (a function of
+the parsed arguments returning the exit status); :data:`COMMANDS` lists them, so a new
+command (``calibrate``, ``chat``, ``serve``, ``models``) is one more function appended
+there. Errors print one line on stderr and exit non-zero, never a stack trace.
+
+Example:
+    >>> parser = build_parser()
+    >>> args = parser.parse_args(["eval", "--data", "qa.jsonl", "--cloud-accuracy", "0.9"])
+    >>> args.command, args.cloud_accuracy, args.prices
+    ('eval', 0.9, 'default')
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_hybrid.errors import LangChainHybridError
+
+__all__ = ["COMMANDS", "add_eval_command", "build_parser", "main"]
+
+PROG = "langchain-hybrid"
+
+#: Adds one command's sub-parser to the sub-parsers action it is given.
+CommandAdder = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+#: Default local token limits: short and RAG answers, maths (step-by-step) answers.
+SHORT_MAX_TOKENS = 32
+MATH_MAX_TOKENS = 160
+
+
+class CommandError(LangChainHybridError):
+    """A command cannot run as asked; the message says what to change."""
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number within [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number within [0, 1], got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number), got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- eval
+
+
+def add_eval_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``eval``: the Cloud-only / Local-only / Hybrid table on a labelled dataset."""
+    p = subparsers.add_parser(
+        "eval",
+        help="compare Cloud-only, Local-only and Hybrid on a labelled dataset",
+        description=textwrap.fill(
+            "Run the local model once per example, get the cloud's answers (live, replayed "
+            "from the dataset, or an assumed accuracy), replay the routing policy on every "
+            "local answer and print the Cloud-only / Local-only / Hybrid table: accuracy "
+            "with 95% confidence interval, cloud share, API cost, latency, cost avoided, "
+            "and each confidence scorer's AUROC.",
+            width=78,
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} eval --data gsm8k.jsonl --cloud-replay gpt-4-1106-preview "
+            "--prices paper-gpt4\n"
+            f"  {PROG} eval --data nq.jsonl --limit 200 --seed 1 --cloud-accuracy 0.9 "
+            "--output report.json\n"
+            f"  {PROG} eval --data rag.jsonl --cloud-base-url http://127.0.0.1:8000/v1 "
+            "--cloud-model my-model"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="JSON Lines dataset: rows with 'question' and 'answer' (list) or 'answers' "
+        "(list, optional 'context' and 'answerable'), or maths rows with 'answer' a number "
+        "and 'recorded' cloud responses",
+    )
+    data.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate N examples")
+    data.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="with --limit, a random sample of N rows drawn with seed S (default: first N)",
+    )
+
+    local = p.add_argument_group("local model")
+    local.add_argument(
+        "--local-model",
+        metavar="ID",
+        help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    local.add_argument(
+        "--local-factory",
+        metavar="MODULE:CALLABLE",
+        help="a Python callable returning the local chat model instead (e.g. a served model "
+        "through ChatOpenAI with logprobs=True)",
+    )
+    local.add_argument(
+        "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
+    )
+    local.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        metavar="T",
+        help=f"local token limit (default: {SHORT_MAX_TOKENS} for short and RAG answers, "
+        f"{MATH_MAX_TOKENS} when every example is maths)",
+    )
+    local.add_argument(
+        "--top-logprobs",
+        type=int,
+        default=5,
+        metavar="K",
+        help="alternatives per token the local model reports, for margin features (default 5)",
+    )
+    local.add_argument(
+        "--batch-size", type=_positive_int, default=8, metavar="N", help="prompts per batch"
+    )
+    local.add_argument(
+        "--records",
+        metavar="FILE",
+        help="reuse local answers saved with --save-records (examples without one are run)",
+    )
+    local.add_argument(
+        "--save-records", metavar="FILE", help="save the local answers as JSON Lines records"
+    )
+
+    cloud = p.add_argument_group("cloud (choose one source)")
+    source = cloud.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--cloud-base-url",
+        metavar="URL",
+        help="a live OpenAI-compatible endpoint (needs --cloud-model; the key is read from "
+        "OPENAI_API_KEY)",
+    )
+    source.add_argument(
+        "--cloud-replay",
+        metavar="MODEL",
+        help="replay the responses recorded in the dataset for MODEL (e.g. gpt-4-1106-preview)",
+    )
+    source.add_argument(
+        "--cloud-accuracy",
+        type=_probability,
+        metavar="P",
+        help="assume the cloud answers correctly with probability P (labelled an assumption)",
+    )
+    cloud.add_argument(
+        "--cloud-model",
+        metavar="M",
+        help="the live cloud model; with --cloud-accuracy, the name prices use (default gpt-4)",
+    )
+    cloud.add_argument(
+        "--cloud-latency",
+        type=_seconds,
+        metavar="S",
+        help="assumed seconds per cloud call when latency was not recorded",
+    )
+
+    out = p.add_argument_group("routing, prices and output")
+    out.add_argument(
+        "--policy", metavar="FILE", help="routing policy JSON (default: the default policy)"
+    )
+    out.add_argument(
+        "--prices",
+        default="default",
+        metavar="TABLE",
+        help="'default' (OpenAI list prices), 'paper-gpt4' (the paper's GPT-4 prices, $0.03 "
+        "/ $0.06 per 1k prompt / completion tokens, for the cloud model) or a JSON file of "
+        "{model: {input_per_1m, output_per_1m}}",
+    )
+    out.add_argument("--output", metavar="FILE", help="write the report as JSON")
+    out.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (off when not a terminal)"
+    )
+    p.set_defaults(handler=run_eval)
+
+
+def _load_factory(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CommandError(f"--local-factory must be MODULE:CALLABLE, got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise CommandError(f"cannot load --local-factory {spec!r}: {e}") from e
+    return factory()
+
+
+def _prices(spec: str, cloud_model: str) -> Any:
+    from langchain_hybrid.costs import PriceTable
+
+    if spec == "default":
+        return PriceTable.default()
+    if spec == "paper-gpt4":
+        return PriceTable.paper_gpt4(cloud_model)
+    path = Path(spec)
+    if not path.is_file():
+        raise CommandError(
+            f"--prices must be 'default', 'paper-gpt4' or a JSON price file; {spec!r} is none"
+        )
+    try:
+        return PriceTable.default().merged(PriceTable.from_dict(json.loads(path.read_text())))
+    except (json.JSONDecodeError, ValueError) as e:
+        raise CommandError(f"{spec}: not a price table ({e})") from e
+
+
+def _cloud_source(args: argparse.Namespace) -> Any:
+    from langchain_hybrid.evaluation.harness import AssumedCloud, LiveCloud, ReplayCloud
+
+    if args.cloud_replay:
+        return ReplayCloud(args.cloud_replay, latency_s=args.cloud_latency)
+    if args.cloud_accuracy is not None:
+        return AssumedCloud(
+            args.cloud_accuracy, model=args.cloud_model or "gpt-4", latency_s=args.cloud_latency
+        )
+    if not args.cloud_model:
+        raise CommandError("--cloud-base-url needs --cloud-model (the endpoint's model name)")
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(
+        base_url=args.cloud_base_url,
+        model=args.cloud_model,
+        api_key=os.environ.get("OPENAI_API_KEY") or "not-set",  # type: ignore[arg-type]
+        temperature=0,
+    )
+    return LiveCloud(chat, model=args.cloud_model, batch_size=args.batch_size)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run ``eval`` with parsed arguments; returns the exit status."""
+    from langchain_hybrid.evaluation.datasets import load_dataset
+    from langchain_hybrid.evaluation.harness import evaluate
+    from langchain_hybrid.evaluation.records import load_records, save_records
+    from langchain_hybrid.routing.policy import RoutingPolicy
+
+    if args.seed is not None and args.limit is None:
+        raise CommandError("--seed samples rows, so it needs --limit N")
+    examples = load_dataset(args.data, limit=args.limit, seed=args.seed)
+    policy = RoutingPolicy.load(args.policy) if args.policy else RoutingPolicy()
+    source = _cloud_source(args)
+    prices = _prices(args.prices, source.model)
+    max_tokens = args.max_tokens or (
+        MATH_MAX_TOKENS if all(ex.task == "math" for ex in examples) else SHORT_MAX_TOKENS
+    )
+    records = load_records(args.records) if args.records else None
+    known = {r.example_id for r in records or ()}
+    local: Any = None
+    if any(ex.id not in known for ex in examples):
+        if args.local_factory:
+            local = _load_factory(args.local_factory)
+        else:
+            from langchain_hybrid.chat_models.transformers import ChatTransformers
+
+            local = ChatTransformers(
+                model=args.local_model, device=args.device, top_logprobs=args.top_logprobs
+            )
+    progress = False if args.no_progress else None
+    report = evaluate(
+        examples,
+        local=local,
+        policy=policy,
+        cloud_source=source,
+        prices=prices,
+        max_tokens=max_tokens,
+        records=records,
+        batch_size=args.batch_size,
+        progress=progress,
+        dataset=Path(args.data).name,
+    )
+    if args.save_records:
+        save_records(args.save_records, report.records)
+    print(report.table())
+    if args.output:
+        report.save(args.output)
+        print(f"Report written to {args.output}")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+#: The commands, one function each (see the module docstring).
+COMMANDS: list[CommandAdder] = [add_eval_command]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every command of :data:`COMMANDS`.
+
+    Example:
+        >>> "eval" in build_parser().format_help()
+        True
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="langchain-hybrid: local-first chat models that escalate to the cloud.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 on success).
+
+    Example:
+        >>> main(["eval", "--data", "missing.jsonl", "--cloud-accuracy", "0.9"])
+        1
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (LangChainHybridError, ValueError) as e:
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{PROG} {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+    except ImportError as e:
+        print(
+            f"{PROG} {args.command}: error: {e}; install the extras with "
+            "pip install 'langchain-hybrid[eval]'",
+            file=sys.stderr,
+        )
+    except Exception as e:  # the last resort: one line, never a stack trace
+        print(f"{PROG} {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1

@@ -1,0 +1,658 @@
+"""The evaluation harness: Cloud-only, Local-only and Hybrid on the same examples.
+
+:func:`evaluate` runs the local tier once per example (:func:`~langchain_hybrid.
+evaluation.collect.collect_local`, or reuses saved records), gets the cloud's answers from
+a :class:`CloudSource`, and replays the policy's decision on every local answer with
+``policy.judge(answer, max_tokens=...)``, exactly as the live route decides. Three cloud
+sources:
+
+- :class:`LiveCloud`: any cloud ``BaseChatModel`` (e.g. ``ChatOpenAI(base_url=...,
+  model=...)`` for any OpenAI-compatible endpoint); asked only for the examples the
+  evaluated systems need.
+- :class:`ReplayCloud`: the responses recorded in the dataset for one model (GSM8K holds
+  GPT-4's); free, and reproduces the recorded text and correctness exactly. Token counts
+  are estimated (4 characters per token) when they were not recorded, and the report says so.
+- :class:`AssumedCloud`: no answers, an assumed accuracy; the report labels it so.
+
+Example:
+    >>> from langchain_core.language_models import GenericFakeChatModel
+    >>> from langchain_hybrid import RoutingPolicy
+    >>> from langchain_hybrid.costs import PriceTable
+    >>> from langchain_hybrid.evaluation.records import CloudRecord, Example
+    >>> ex = Example(id="1", question="6*7?", answers=("42",), task="math",
+    ...              recorded={"gpt-4": CloudRecord("gpt-4", "6*7 = 42", True)})
+    >>> local = GenericFakeChatModel(messages=iter(["I don't know."]))
+    >>> report = evaluate([ex], local=local, policy=RoutingPolicy(),
+    ...                   cloud_source=ReplayCloud("gpt-4"), prices=PriceTable.paper_gpt4(),
+    ...                   max_tokens=64, progress=False)
+    >>> [(r.system, r.accuracy, r.cloud_share) for r in report.rows]
+    [('cloud-only', 1.0, 1.0), ('local-only', 0.0, 0.0), ('hybrid', 1.0, 1.0)]
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+
+from langchain_hybrid.costs import PriceTable, token_usage
+from langchain_hybrid.errors import DatasetError
+from langchain_hybrid.evaluation.collect import _Timer, collect_local, progress_bar, prompt_for
+from langchain_hybrid.evaluation.graders import Grader, grade
+from langchain_hybrid.evaluation.records import Example, LocalRecord
+from langchain_hybrid.evaluation.report import SYSTEMS, EvaluationReport, System, SystemRow
+from langchain_hybrid.logprobs import message_logprobs
+from langchain_hybrid.routing.confidence import (
+    ConfidenceScorer,
+    available_scorers,
+    scorer_from_config,
+)
+from langchain_hybrid.routing.policy import RoutingPolicy, Verdict, answer_text
+from langchain_hybrid.routing.rules import RoutingContext
+from langchain_hybrid.routing.stats import percentile
+
+__all__ = [
+    "AssumedCloud",
+    "CloudAnswer",
+    "CloudSource",
+    "LiveCloud",
+    "ReplayCloud",
+    "estimate_tokens",
+    "evaluate",
+    "scorer_aurocs",
+]
+
+_CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate a token count as one token per 4 characters (at least 1 for non-empty text).
+
+    Example:
+        >>> estimate_tokens("What is the capital of France?")
+        8
+    """
+    return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+
+def _prompt_tokens(prompt: Sequence[BaseMessage]) -> int:
+    return sum(estimate_tokens(str(m.text)) for m in prompt)
+
+
+@dataclass(frozen=True)
+class CloudAnswer:
+    """The cloud's outcome on one example.
+
+    ``correct`` is 1.0 or 0.0, or the assumed accuracy when no answer exists;
+    ``latency_s`` is None when unknown; ``estimated`` says the token counts are estimates.
+
+    Example:
+        >>> CloudAnswer(correct=1.0, prompt_tokens=10, completion_tokens=5).estimated
+        False
+    """
+
+    correct: float
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float | None = None
+    text: str | None = None
+    estimated: bool = False
+
+
+class CloudSource(ABC):
+    """Where the cloud's answers come from (see the module docstring for the three kinds).
+
+    Example:
+        >>> AssumedCloud(0.9).describe()
+        'assumed accuracy 90.0% (gpt-4)'
+    """
+
+    #: The cloud model's name, used for prices.
+    model: str
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Return how the report names this source."""
+
+    @abstractmethod
+    def answers(
+        self,
+        examples: Sequence[Example],
+        prompts: Mapping[str, Sequence[BaseMessage]],
+        local: Mapping[str, LocalRecord],
+        *,
+        progress: bool | None = None,
+    ) -> dict[str, CloudAnswer]:
+        """Return the cloud's answer to each of ``examples`` by example id."""
+
+    def notes(self, answers: Mapping[str, CloudAnswer]) -> list[str]:
+        """Return what the report must say about these answers (estimates, assumptions)."""
+        notes: list[str] = []
+        if any(a.estimated for a in answers.values()):
+            notes.append(
+                f"cloud token counts are estimated at {_CHARS_PER_TOKEN} characters per token "
+                "where they were not recorded"
+            )
+        if answers and any(a.latency_s is None for a in answers.values()):
+            notes.append(
+                "cloud latency is unknown (not recorded), so latencies that include the cloud "
+                "are n/a"
+            )
+        return notes
+
+
+class LiveCloud(CloudSource):
+    """A live cloud chat model, sent the same prompt as the local tier, graded here.
+
+    Example:
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> LiveCloud(GenericFakeChatModel(messages=iter([])), model="gpt-4o").describe()
+        'live gpt-4o'
+    """
+
+    def __init__(
+        self,
+        chat_model: BaseChatModel,
+        *,
+        model: str | None = None,
+        grader: Grader | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        """Wrap ``chat_model``; ``model`` names it for prices (default: its ``model_name``)."""
+        self.chat_model = chat_model
+        self.model = model or str(
+            getattr(chat_model, "model_name", None) or getattr(chat_model, "model", None) or ""
+        )
+        self.grader = grader or grade
+        self.batch_size = batch_size
+
+    def describe(self) -> str:
+        """Return ``live <model>``."""
+        return f"live {self.model}"
+
+    def answers(
+        self,
+        examples: Sequence[Example],
+        prompts: Mapping[str, Sequence[BaseMessage]],
+        local: Mapping[str, LocalRecord],
+        *,
+        progress: bool | None = None,
+    ) -> dict[str, CloudAnswer]:
+        """Ask the cloud model, in batches, and grade its answers."""
+        out: dict[str, CloudAnswer] = {}
+        bar = progress_bar(len(examples), "cloud model", progress)
+        try:
+            for start in range(0, len(examples), self.batch_size):
+                chunk = examples[start : start + self.batch_size]
+                timers = [_Timer() for _ in chunk]
+                configs: list[RunnableConfig] = [{"callbacks": [t]} for t in timers]
+                inputs: list[LanguageModelInput] = [list(prompts[ex.id]) for ex in chunk]
+                replies = self.chat_model.batch(inputs, configs)
+                for ex, timer, reply in zip(chunk, timers, replies, strict=True):
+                    text = str(reply.text)
+                    prompt_tokens, completion_tokens = token_usage(reply)
+                    estimated = not getattr(reply, "usage_metadata", None)
+                    if estimated:
+                        prompt_tokens = _prompt_tokens(prompts[ex.id])
+                        completion_tokens = estimate_tokens(text)
+                    out[ex.id] = CloudAnswer(
+                        correct=1.0 if self.grader(text, ex) else 0.0,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        latency_s=timer.seconds,
+                        text=text,
+                        estimated=estimated,
+                    )
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return out
+
+
+class ReplayCloud(CloudSource):
+    """The cloud answers recorded in the dataset for one model, replayed exactly.
+
+    Args:
+        model: the recorded model's name (a key of ``Example.recorded``).
+        grader: grades recordings whose correctness was not recorded.
+        latency_s: an assumed latency per cloud call when none was recorded (the report
+            says it is assumed); None leaves it unknown.
+
+    Example:
+        >>> ReplayCloud("gpt-4-1106-preview").describe()
+        'replay of recorded gpt-4-1106-preview answers'
+    """
+
+    def __init__(
+        self, model: str, *, grader: Grader | None = None, latency_s: float | None = None
+    ) -> None:
+        """Replay ``model``'s recorded answers."""
+        self.model = model
+        self.grader = grader or grade
+        self.latency_s = latency_s
+
+    def describe(self) -> str:
+        """Return ``replay of recorded <model> answers``."""
+        return f"replay of recorded {self.model} answers"
+
+    def answers(
+        self,
+        examples: Sequence[Example],
+        prompts: Mapping[str, Sequence[BaseMessage]],
+        local: Mapping[str, LocalRecord],
+        *,
+        progress: bool | None = None,
+    ) -> dict[str, CloudAnswer]:
+        """Return the recorded answers; :class:`DatasetError` when one is missing."""
+        out: dict[str, CloudAnswer] = {}
+        for ex in examples:
+            record = ex.recorded.get(self.model)
+            if record is None:
+                known = sorted({m for e in examples for m in e.recorded})
+                raise DatasetError(
+                    f"example {ex.id!r} has no recorded answer from {self.model!r}; "
+                    f"recorded models: {', '.join(known) or 'none'}. Pick one of them, or "
+                    "use a live cloud or an assumed cloud accuracy"
+                )
+            correct = record.correct
+            if correct is None:
+                correct = self.grader(record.text, ex)
+            estimated = record.prompt_tokens is None or record.completion_tokens is None
+            out[ex.id] = CloudAnswer(
+                correct=1.0 if correct else 0.0,
+                prompt_tokens=(
+                    _prompt_tokens(prompts[ex.id])
+                    if record.prompt_tokens is None
+                    else record.prompt_tokens
+                ),
+                completion_tokens=(
+                    estimate_tokens(record.text)
+                    if record.completion_tokens is None
+                    else record.completion_tokens
+                ),
+                latency_s=record.latency_s if record.latency_s is not None else self.latency_s,
+                text=record.text,
+                estimated=estimated,
+            )
+        return out
+
+    def notes(self, answers: Mapping[str, CloudAnswer]) -> list[str]:
+        """Add the assumed latency, when one was given, to the base notes."""
+        notes = super().notes(answers)
+        if self.latency_s is not None:
+            notes.append(f"cloud latency assumed {self.latency_s:g} s per call where not recorded")
+        return notes
+
+
+class AssumedCloud(CloudSource):
+    """No cloud answers: an assumed cloud accuracy, labelled as an assumption in the report.
+
+    Each example counts as ``accuracy`` of a correct answer. Token counts are estimated
+    (the prompt's characters, and the local answer's length for the completion).
+
+    Example:
+        >>> AssumedCloud(0.85, model="gpt-4o", latency_s=1.5).describe()
+        'assumed accuracy 85.0% (gpt-4o)'
+    """
+
+    def __init__(self, accuracy: float, *, model: str = "gpt-4", latency_s: float | None = None):
+        """Assume the cloud answers correctly with probability ``accuracy``."""
+        if isinstance(accuracy, bool) or not 0.0 <= float(accuracy) <= 1.0:
+            raise ValueError(f"the assumed cloud accuracy must be within [0, 1], got {accuracy!r}")
+        self.accuracy = float(accuracy)
+        self.model = model
+        self.latency_s = latency_s
+
+    def describe(self) -> str:
+        """Return ``assumed accuracy <p> (<model>)``."""
+        return f"assumed accuracy {100 * self.accuracy:.1f}% ({self.model})"
+
+    def answers(
+        self,
+        examples: Sequence[Example],
+        prompts: Mapping[str, Sequence[BaseMessage]],
+        local: Mapping[str, LocalRecord],
+        *,
+        progress: bool | None = None,
+    ) -> dict[str, CloudAnswer]:
+        """Return the assumed outcome of each example."""
+        out: dict[str, CloudAnswer] = {}
+        for ex in examples:
+            record = local.get(ex.id)
+            completion = token_usage(record.answer)[1] if record is not None else 0
+            if not completion and record is not None:
+                completion = estimate_tokens(str(record.answer.text))
+            out[ex.id] = CloudAnswer(
+                correct=self.accuracy,
+                prompt_tokens=_prompt_tokens(prompts[ex.id]),
+                completion_tokens=completion,
+                latency_s=self.latency_s,
+                estimated=True,
+            )
+        return out
+
+    def notes(self, answers: Mapping[str, CloudAnswer]) -> list[str]:
+        """Say that the cloud's accuracy, tokens (and latency) are assumptions."""
+        notes = [
+            f"cloud accuracy is an assumption ({100 * self.accuracy:.1f}%), not a measurement; "
+            "cloud tokens are estimated from the prompt and the local answer's length"
+        ]
+        if self.latency_s is None:
+            notes.append("cloud latency is unknown, so latencies that include the cloud are n/a")
+        else:
+            notes.append(f"cloud latency assumed {self.latency_s:g} s per call")
+        return notes
+
+
+def _default_scorers() -> dict[str, ConfidenceScorer]:
+    """Every registered scorer that can be built without parameters."""
+    scorers: dict[str, ConfidenceScorer] = {}
+    for name in available_scorers():
+        try:
+            scorers[name] = scorer_from_config(name)
+        except (TypeError, ValueError):
+            continue  # needs fitted parameters (e.g. "combined")
+    return scorers
+
+
+def scorer_aurocs(
+    records: Sequence[LocalRecord],
+    scorers: Mapping[str, ConfidenceScorer] | None = None,
+) -> dict[str, float | None]:
+    """AUROC of each scorer's score for predicting that the local answer is correct.
+
+    ``scorers`` defaults to every registered scorer that needs no fitted parameters. The
+    value is None when the records hold only correct or only wrong answers, or when the
+    scorer gives every answer the same score (``margin`` needs ``top_logprobs``).
+
+    Example:
+        >>> from langchain_core.messages import AIMessage
+        >>> def rec(i, lp, ok):
+        ...     answer = AIMessage("x", response_metadata={"logprobs": {"content": [
+        ...         {"token": "x", "logprob": lp}]}})
+        ...     return LocalRecord(str(i), (), answer, ok, 0.1, 8)
+        >>> records = [rec(0, -0.1, True), rec(1, -2.0, False), rec(2, -0.5, True)]
+        >>> scorer_aurocs(records)["mean_logprob"]
+        1.0
+    """
+    from sklearn.metrics import roc_auc_score
+
+    scorers = _default_scorers() if scorers is None else dict(scorers)
+    labels = [r.correct for r in records]
+    if len(set(labels)) < 2:
+        return dict.fromkeys(scorers)
+    out: dict[str, float | None] = {}
+    for name, scorer in scorers.items():
+        scores = [
+            scorer.score(message_logprobs(r.answer), answer_text(r.answer)).score for r in records
+        ]
+        if len(set(scores)) < 2:
+            out[name] = None  # one score for all (e.g. margins without top_logprobs)
+            continue
+        out[name] = float(roc_auc_score(labels, scores))
+    return out
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One system's result on one example."""
+
+    correct: float
+    cost: float
+    latency: float | None
+    cloud: bool
+
+
+def _local_cost(record: LocalRecord, prices: PriceTable) -> float:
+    model = str(record.answer.response_metadata.get("model_name") or "")
+    tokens_in, tokens_out = token_usage(record.answer)
+    return prices.local_cost_of(model, tokens_in, tokens_out) if model else 0.0
+
+
+def _cloud_cost(answer: CloudAnswer, model: str, prices: PriceTable) -> float:
+    return prices.cost_of(model, answer.prompt_tokens, answer.completion_tokens)
+
+
+def _local_attempt_latency(record: LocalRecord, verdict: Verdict) -> float:
+    """Latency of the local attempt: the whole answer, or its share up to an early abort."""
+    if not verdict.early_abort:
+        return record.latency_s
+    produced = token_usage(record.answer)[1] or int(verdict.features.get("n_tokens", 0))
+    if produced <= 0:
+        return record.latency_s
+    return record.latency_s * min(1.0, verdict.n_tokens / produced)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """Where the hybrid sends one example, and why."""
+
+    escalate: bool
+    reason: str
+    verdict: Verdict | None  # None when a pre-routing rule decided before generation
+
+
+def _decide(record: LocalRecord, policy: RoutingPolicy) -> _Decision:
+    pre = policy.pre_route(RoutingContext(list(record.prompt)))
+    if pre is not None:
+        return _Decision(pre.tier == "cloud", pre.reason, None)
+    verdict = policy.judge(record.answer, max_tokens=record.max_tokens)
+    return _Decision(verdict.escalate, verdict.reason, verdict)
+
+
+def _hybrid_outcome(
+    record: LocalRecord,
+    decision: _Decision,
+    cloud: CloudAnswer,
+    local_cost: float,
+    cloud_cost: float,
+) -> _Outcome:
+    if not decision.escalate:
+        return _Outcome(float(record.correct), local_cost, record.latency_s, False)
+    if decision.verdict is None:  # sent to the cloud before any local generation
+        return _Outcome(cloud.correct, cloud_cost, cloud.latency_s, True)
+    attempt = _local_attempt_latency(record, decision.verdict)
+    latency = None if cloud.latency_s is None else attempt + cloud.latency_s
+    return _Outcome(cloud.correct, local_cost + cloud_cost, latency, True)
+
+
+def _row(system: System, outcomes: Sequence[_Outcome], baseline_cost: float) -> SystemRow:
+    n = len(outcomes)
+    latencies = [o.latency for o in outcomes]
+    known = [x for x in latencies if x is not None]
+    complete = len(known) == n and n > 0
+    cost = sum(o.cost for o in outcomes)
+    return SystemRow(
+        system=system,
+        n=n,
+        accuracy=sum(o.correct for o in outcomes) / n if n else 0.0,
+        cloud_share=sum(o.cloud for o in outcomes) / n if n else 0.0,
+        cost_usd=cost,
+        cost_avoided_usd=max(0.0, baseline_cost - cost),
+        latency_mean_s=sum(known) / n if complete else None,
+        latency_p95_s=percentile(known, 95) if complete else None,
+    )
+
+
+def evaluate(
+    examples: Sequence[Example],
+    *,
+    local: BaseChatModel | None,
+    policy: RoutingPolicy,
+    cloud_source: CloudSource,
+    prices: PriceTable,
+    max_tokens: int,
+    records: Sequence[LocalRecord] | None = None,
+    systems: Collection[System] = SYSTEMS,
+    grader: Grader | None = None,
+    batch_size: int = 8,
+    progress: bool | None = None,
+    dataset: str = "examples",
+) -> EvaluationReport:
+    """Compare Cloud-only, Local-only and Hybrid on ``examples``; see the module docstring.
+
+    Args:
+        examples: the labelled examples.
+        local: the local tier (e.g. ``ChatTransformers()``); None when every example has a
+            record in ``records``.
+        policy: the routing policy the hybrid row replays.
+        cloud_source: :class:`LiveCloud`, :class:`ReplayCloud` or :class:`AssumedCloud`.
+        prices: prices of the cloud (and, if listed, the local) model, e.g.
+            ``PriceTable.default()`` or ``PriceTable.paper_gpt4()``.
+        max_tokens: the local tier's token limit.
+        records: local records collected before (e.g. :func:`~langchain_hybrid.evaluation.
+            records.load_records`); examples without one are collected now.
+        systems: which rows to compute; a live cloud is asked only for the examples they
+            need (all for ``cloud-only``, the escalated ones for ``hybrid``).
+        grader: ``(prediction, example) -> bool`` (default: the workload's convention).
+        batch_size: prompts per ``batch`` call of the local (and live cloud) model.
+        progress: show progress bars (None: only when stderr is a terminal).
+        dataset: the name the report gives the data.
+
+    Rows: kept-local examples count the local answer's correctness, cost and latency;
+    escalated ones the cloud's correctness and cost plus the local cost, and the latency of
+    the local attempt (up to an early abort, in proportion to the tokens spent) plus the
+    cloud's. Cost avoided is the cloud-only cost minus the row's cost.
+
+    Example:
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> ex = Example(id="1", question="Capital of France?", answers=("Paris",))
+        >>> local = GenericFakeChatModel(messages=iter(["Paris"]))
+        >>> report = evaluate([ex], local=local, policy=RoutingPolicy(),
+        ...                   cloud_source=AssumedCloud(0.9), prices=PriceTable.default(),
+        ...                   max_tokens=16, systems=["local-only"], progress=False)
+        >>> [(r.system, r.accuracy) for r in report.rows]
+        [('local-only', 1.0)]
+    """
+    if not examples:
+        raise ValueError("evaluate() needs at least one example")
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        raise ValueError(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
+    ids = [ex.id for ex in examples]
+    if len(set(ids)) != len(ids):
+        raise ValueError("example ids must be unique")
+
+    by_id: dict[str, LocalRecord] = {}
+    for record in records or ():
+        by_id[record.example_id] = record
+    missing = [ex for ex in examples if ex.id not in by_id]
+    notes: list[str] = []
+    if records is not None:
+        reused = len(examples) - len(missing)
+        notes.append(f"local answers of {reused} examples reused from saved records")
+        limits = {by_id[i].max_tokens for i in ids if i in by_id}
+        if limits - {max_tokens}:
+            notes.append(f"saved records were collected with max_tokens {sorted(limits)}")
+    if missing:
+        if local is None:
+            raise ValueError(
+                f"{len(missing)} examples have no saved record (first: {missing[0].id!r}) and "
+                "no local model was given; pass local= or records for every example"
+            )
+        collected = collect_local(
+            missing,
+            local,
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            progress=progress,
+            grader=grader,
+        )
+        by_id.update((r.example_id, r) for r in collected)
+        if batch_size > 1:
+            notes.append(
+                f"local latency is each answer's run time inside a batch of {batch_size} "
+                "(batch_size=1 measures one request at a time)"
+            )
+    local_records = [by_id[i] for i in ids]
+    prompts = {ex.id: by_id[ex.id].prompt or prompt_for(ex) for ex in examples}
+    errors = sum(r.answer.response_metadata.get("finish_reason") == "error" for r in local_records)
+    if errors:
+        notes.append(f"the local model failed on {errors} examples (counted wrong, escalated)")
+
+    decisions = {r.example_id: _decide(r, policy) for r in local_records}
+    needed: list[Example]
+    if "cloud-only" in systems:
+        needed = list(examples)
+    elif "hybrid" in systems:
+        needed = [ex for ex in examples if decisions[ex.id].escalate]
+    else:
+        needed = []
+    cloud = cloud_source.answers(needed, prompts, by_id, progress=progress) if needed else {}
+    notes.extend(cloud_source.notes(cloud))
+    # Examples the cloud was not asked for never reach it; their placeholder is never used.
+    unused = CloudAnswer(correct=0.0, prompt_tokens=0, completion_tokens=0, latency_s=0.0)
+
+    local_costs = {r.example_id: _local_cost(r, prices) for r in local_records}
+    cloud_costs = {i: _cloud_cost(a, cloud_source.model, prices) for i, a in cloud.items()}
+    cloud_outcomes = [
+        _Outcome(cloud[i].correct, cloud_costs[i], cloud[i].latency_s, True)
+        for i in ids
+        if i in cloud
+    ]
+    local_outcomes = [
+        _Outcome(float(r.correct), local_costs[r.example_id], r.latency_s, False)
+        for r in local_records
+    ]
+    reasons: Counter[str] = Counter()
+    hybrid_outcomes: list[_Outcome] = []
+    if "hybrid" in systems:
+        for r in local_records:
+            decision = decisions[r.example_id]
+            hybrid_outcomes.append(
+                _hybrid_outcome(
+                    r,
+                    decision,
+                    cloud.get(r.example_id, unused),
+                    local_costs[r.example_id],
+                    cloud_costs.get(r.example_id, 0.0),
+                )
+            )
+            reasons[decision.reason] += 1
+    baseline = sum(o.cost for o in cloud_outcomes) if "cloud-only" in systems else 0.0
+    outcomes: dict[System, list[_Outcome]] = {
+        "cloud-only": cloud_outcomes,
+        "local-only": local_outcomes,
+        "hybrid": hybrid_outcomes,
+    }
+    rows = [_row(s, outcomes[s], baseline) for s in SYSTEMS if s in systems]
+    if "cloud-only" not in systems:
+        notes.append("cost avoided needs the cloud-only row; shown as 0")
+
+    auroc = scorer_aurocs(local_records)
+    auroc["policy"] = scorer_aurocs(local_records, {"policy": policy.scorer})["policy"]
+    local_model = next(
+        (str(r.answer.response_metadata.get("model_name")) for r in local_records
+         if r.answer.response_metadata.get("model_name")),
+        None,
+    )  # fmt: skip
+    settings: dict[str, Any] = {
+        "policy": policy.to_dict(),
+        "max_tokens": max_tokens,
+        "local_model": local_model,
+        "cloud_model": cloud_source.model,
+        "prices": {cloud_source.model: _price_of(prices, cloud_source.model)},
+    }
+    return EvaluationReport(
+        dataset=dataset,
+        n=len(examples),
+        cloud_source=cloud_source.describe(),
+        rows=tuple(rows),
+        auroc=auroc,
+        reasons=dict(reasons),
+        notes=tuple(notes),
+        settings=settings,
+        records=tuple(local_records),
+    )
+
+
+def _price_of(prices: PriceTable, model: str) -> dict[str, float] | None:
+    price = prices.lookup(model)
+    return None if price is None else price.to_dict()
