@@ -311,7 +311,7 @@ def route_flow(route: Route) -> Flow:
 def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
     """Generate locally, judging as it goes; set the trip's verdict, tier and reason."""
     attempt = _Attempt()
-    watch = route.policy.watch(route.max_tokens)
+    watch = route.policy.watch(route.max_tokens, route.context)
     started = time.perf_counter()
     try:
         if route.local_streams:
