@@ -58,3 +58,19 @@ class BothTiersFailedError(LangChainHybridError, RuntimeError):
             "check the cloud's credentials, network and rate limits; for the local tier, "
             "what its error says."
         )
+
+
+class DatasetError(LangChainHybridError, ValueError):
+    r"""A dataset or records file cannot be read; the message names the file and line.
+
+    Example:
+        >>> import os, tempfile
+        >>> from langchain_hybrid.evaluation import load_dataset
+        >>> path = os.path.join(tempfile.mkdtemp(), "data.jsonl")
+        >>> _ = open(path, "w").write('{"question": "Capital of France?"}\n')
+        >>> try:
+        ...     load_dataset(path)
+        ... except DatasetError as e:
+        ...     print(str(e).split(":", 2)[1])
+        1
+    """
