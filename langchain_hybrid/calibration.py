@@ -74,6 +74,7 @@ from langchain_hybrid.routing.confidence import (
 from langchain_hybrid.routing.policy import (
     DEFAULT_ESCALATE_FINISH_REASONS,
     RoutingPolicy,
+    Verdict,
     answer_text,
     prompt_text,
 )
@@ -118,6 +119,8 @@ _SINGLE: dict[str, Callable[[], ConfidenceScorer]] = {
     "margin": MarginScorer,
 }
 _CLOUD_ONLY_RULE = "calibration_cloud_only"
+#: How far the cloud share of the chosen point may be from ``target_cloud_rate``.
+_SHARE_TOLERANCE = 0.05
 
 
 class CalibrationError(LangChainHybridError):
@@ -539,6 +542,11 @@ class _Target:
                 )
             idx = max(ok, key=lambda i: (points[i].accuracy, -points[i].n_local))
         p = points[idx]
+        if self.kind == "cloud_rate" and abs(p.cloud_share - self.value) > _SHARE_TOLERANCE:
+            return None, (
+                f"no threshold sends {self.value:.3f} of requests to the cloud (the closest "
+                f"is {p.cloud_share:.3f}): the scores do not separate the answers"
+            )
         if p.n_local and (p.kept_accuracy or 0.0) < self.min_local_accuracy:
             return None, (
                 f"at {self.describe()} the answers kept local would be right only "
@@ -926,19 +934,22 @@ def _held_out(
 
 # ---------------------------------------------------------------------------- early escalation
 
-_EARLY_MIN_TOKENS = (2, 4, 8, 12, 16, 24)
+_EARLY_MIN_TOKENS = (2, 4, 8, 16)
 _EARLY_MARGINS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def replay_early(
-    policy: RoutingPolicy, records: Sequence[LocalRecord]
+    policy: RoutingPolicy,
+    records: Sequence[LocalRecord],
+    whole: Sequence[Verdict] | None = None,
 ) -> dict[str, float | int]:
     """Replay ``policy`` on records: how early escalated answers stop, how many wrong stops.
 
     ``token_fraction``: over answers the policy escalates (judged whole), the tokens
     generated before escalating divided by the answer's full length; ``max_tokens_fraction``
     the same over the token limit; ``wrong_stop_rate``: the share of answers that would pass
-    (kept local when judged whole) that early escalation stops.
+    (kept local when judged whole) that early escalation stops. ``whole`` may give the
+    verdicts on the whole answers (without early escalation) when they are known.
 
     Example:
         >>> from langchain_core.messages import AIMessage, HumanMessage
@@ -949,11 +960,11 @@ def replay_early(
         >>> replay_early(RoutingPolicy(scorer=MinLogprobScorer(), threshold=-1.0), [r])
         {'escalated': 1, 'passing': 0, 'token_fraction': 0.1, 'max_tokens_fraction': 0.1, 'wrong_stop_rate': 0.0}
     """  # noqa: E501
-    whole = dataclasses.replace(policy, early_escalation=EarlyEscalation(enabled=False))
+    if whole is None:
+        whole = _whole_verdicts(policy, records)
     spent, spent_max, escalated, passing, wrong = 0.0, 0.0, 0, 0, 0
-    for r in records:
+    for r, full in zip(records, whole, strict=True):
         context = list(r.prompt)
-        full = whole.judge(r.answer, max_tokens=r.max_tokens, context=context)
         live = policy.judge(r.answer, max_tokens=r.max_tokens, context=context)
         if full.escalate:
             escalated += 1
@@ -973,6 +984,11 @@ def replay_early(
     }
 
 
+def _whole_verdicts(policy: RoutingPolicy, records: Sequence[LocalRecord]) -> list[Verdict]:
+    off = dataclasses.replace(policy, early_escalation=EarlyEscalation(enabled=False))
+    return [off.judge(r.answer, max_tokens=r.max_tokens, context=list(r.prompt)) for r in records]
+
+
 def _fit_early(
     policy: RoutingPolicy, data: _Data, max_wrong_stops: float
 ) -> tuple[RoutingPolicy, dict[str, Any]]:
@@ -985,12 +1001,14 @@ def _fit_early(
     fit_idx, check_idx = idx[:half], idx[half:]
     fit_records = [data.records[i] for i in fit_idx] or data.records
     check_records = [data.records[i] for i in check_idx] or data.records
+    whole = _whole_verdicts(policy, fit_records)
     best: tuple[float, EarlyEscalation, dict[str, float | int]] | None = None
     never = EarlyEscalation(min_tokens=10**6)
     for min_tokens in _EARLY_MIN_TOKENS:
         for margin in _EARLY_MARGINS:
             early = EarlyEscalation(min_tokens=min_tokens, margin=margin)
-            figures = replay_early(dataclasses.replace(policy, early_escalation=early), fit_records)
+            trial = dataclasses.replace(policy, early_escalation=early)
+            figures = replay_early(trial, fit_records, whole)
             if figures["wrong_stop_rate"] <= max_wrong_stops and (
                 best is None or figures["token_fraction"] < best[0]
             ):

@@ -73,7 +73,7 @@ class AdaptiveThreshold:
     min_samples: int = 20
     key: str | None = None
     max_keys: int = 10_000
-    _lock: threading.Lock = field(
+    _lock: Any = field(
         init=False, repr=False, compare=False, default_factory=threading.Lock
     )
     _windows: OrderedDict[str, _Window] = field(
