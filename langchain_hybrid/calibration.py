@@ -1,4 +1,4 @@
-"""Fit a routing policy on labelled data: scorer, threshold, early escalation; trade-off curve.
+r"""Fit a routing policy on labelled data: scorer, threshold, early escalation; trade-off curve.
 
 :func:`calibrate` takes what the local tier answered on labelled examples (collected
 :class:`~langchain_hybrid.evaluation.records.LocalRecord`\\ s, or the examples and the local
@@ -195,7 +195,7 @@ class CloudOutcomes:
 
     @classmethod
     def assumed(cls, accuracy: float, model: str = "gpt-4o") -> CloudOutcomes:
-        """An assumed cloud accuracy for every example (labelled as assumed).
+        """Return an assumed cloud accuracy for every example (labelled as assumed).
 
         Example:
             >>> CloudOutcomes.assumed(0.9, model="gpt-4o-mini").model
@@ -205,7 +205,7 @@ class CloudOutcomes:
 
     @classmethod
     def replayed(cls, examples: Iterable[Example], model: str) -> CloudOutcomes:
-        """The recorded answers of ``model`` on the examples (``Example.recorded``).
+        """Return the recorded answers of ``model`` on the examples (``Example.recorded``).
 
         Raises :class:`CalibrationError` when no example has a graded answer of ``model``.
 
@@ -237,7 +237,7 @@ class CloudOutcomes:
         )
 
     def p_correct(self, example_id: str) -> float:
-        """The cloud's correctness on one example (1/0 when known, else the assumed accuracy).
+        """Return the cloud's correctness on one example (1/0 if known, else the assumed one).
 
         Raises :class:`CalibrationError` when neither is known.
         """
@@ -334,8 +334,10 @@ def _prepare(records: Sequence[LocalRecord], cloud: CloudOutcomes, prices: Price
         finish.append(fin)
         y.append(1.0 if r.correct else 0.0)
         cp.append(cloud.p_correct(r.example_id))
-        usage = r.answer.usage_metadata or {}
-        n_in = int(usage.get("input_tokens") or math.ceil(len(prompt_text(list(r.prompt)) or "") / 4))
+        usage: Mapping[str, Any] = r.answer.usage_metadata or {}
+        n_in = int(
+            usage.get("input_tokens") or math.ceil(len(prompt_text(list(r.prompt)) or "") / 4)
+        )
         n_out_local = int(usage.get("output_tokens") or f.get("n_tokens", 0))
         n_out = cloud.completion_tokens.get(r.example_id, n_out_local)
         cc.append(prices.cost_of(cloud.model, n_in, n_out))
@@ -438,7 +440,9 @@ class TradeoffCurve:
         FigureCanvasAgg(fig)
         ax_acc, ax_cost = fig.subplots(1, 2)
         ax_acc.plot(share, [p.accuracy for p in self.points], "-", label="hybrid (expected)")
-        kept = [(p.cloud_share, p.kept_accuracy) for p in self.points if p.kept_accuracy is not None]
+        kept = [
+            (p.cloud_share, p.kept_accuracy) for p in self.points if p.kept_accuracy is not None
+        ]
         if kept:
             ax_acc.plot(*zip(*kept, strict=True), ":", label="answers kept local")
         ax_cost.plot(share, [p.cost_per_query for p in self.points], "-")
@@ -646,9 +650,7 @@ def _scorer_of(name: str, data: _Data, hedge: HedgeDetector) -> ConfidenceScorer
     return dataclasses.replace(_SINGLE[name](), hedge=hedge)
 
 
-def _fold_scores(
-    name: str, train: _Data, test: _Data
-) -> tuple[np.ndarray, np.ndarray]:
+def _fold_scores(name: str, train: _Data, test: _Data) -> tuple[np.ndarray, np.ndarray]:
     """Scores of a scorer fitted on ``train``: (train scores, test scores)."""
     if name == "logistic":
         scorer = _fit_logistic(train.x, train.y, train.names)
@@ -744,22 +746,27 @@ def calibrate(
     Args:
         records: the local tier's answers (:class:`LocalRecord`); or give ``examples``
             and ``local`` and they are collected with ``collect_local``.
-        target_cloud_rate, target_accuracy, max_cost: exactly one target: the share of
-            requests sent to the cloud, the hybrid's expected accuracy, or the expected USD
-            cost per query.
+        examples: labelled examples to collect records on (with ``local``).
+        local: the local tier to collect with.
+        max_tokens: the local token limit when collecting.
+        target_cloud_rate: the share of requests sent to the cloud (one target only).
+        target_accuracy: the hybrid's expected accuracy (one target only).
+        max_cost: the expected USD cost per query (one target only).
         cloud: the cloud's outcomes (replayed correctness or an assumed accuracy).
         min_local_accuracy: for the cloud-rate and cost targets, the answers kept local
             must be right at least this often, else the target is not met.
-        folds, seed: the cross-validation (``StratifiedKFold``).
+        folds: folds of the cross-validation (``StratifiedKFold``).
+        seed: its shuffling seed.
+        dataset: the data's name, recorded in ``fitted_on``.
         base: the policy to start from (its rules and hedge phrases are kept).
-        fit_early: also fit early escalation (``max_wrong_stops``: the share of answers that
-            would pass that it may stop).
+        prices: the price table (default: ``PriceTable.default()``).
+        fit_early: also fit early escalation.
+        max_wrong_stops: the share of answers that would pass that early escalation may stop.
+        progress: show a progress bar while collecting (None: when on a terminal).
 
     Returns a :class:`CalibrationResult`. When no threshold meets the target, its message
     says so, a warning is issued, and the policy escalates everything.
     """
-    import numpy as np
-
     targets = {
         "cloud_rate": target_cloud_rate,
         "accuracy": target_accuracy,
@@ -771,7 +778,7 @@ def calibrate(
             "give exactly one target: target_cloud_rate, target_accuracy or max_cost"
         )
     kind, value = given[0]
-    if kind != "max_cost" and not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
+    if kind != "max_cost" and not 0.0 <= float(value) <= 1.0:
         raise CalibrationError(f"{kind} must be in [0, 1], got {value!r}")
     target = _Target(kind, float(value), min_local_accuracy)  # type: ignore[arg-type]
     if records is None:
@@ -889,7 +896,7 @@ def _held_out(
     splits: list[tuple[np.ndarray, np.ndarray]],
     target: _Target,
 ) -> dict[str, Any]:
-    """The chosen configuration's figures on each fold, fitted (scorer and threshold) without it."""
+    """Measure the chosen configuration on each fold, fitting scorer and threshold without it."""
     import numpy as np
 
     n = len(data.y)

@@ -73,9 +73,7 @@ class AdaptiveThreshold:
     min_samples: int = 20
     key: str | None = None
     max_keys: int = 10_000
-    _lock: Any = field(
-        init=False, repr=False, compare=False, default_factory=threading.Lock
-    )
+    _lock: Any = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
     _windows: OrderedDict[str, _Window] = field(
         init=False, repr=False, compare=False, default_factory=OrderedDict
     )
@@ -223,7 +221,7 @@ class AdaptiveThreshold:
 
 
 def _above(x: float) -> float:
-    """A threshold just above ``x`` (so that ``x`` falls below it)."""
+    """Return a threshold just above ``x`` (so that ``x`` falls below it)."""
     return math.nextafter(x, math.inf) if abs(x) < 1e300 else x
 
 

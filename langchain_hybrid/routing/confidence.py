@@ -143,8 +143,42 @@ DEFAULT_DECLINE_PHRASES: tuple[str, ...] = (
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(
-    "a an the of in on at to and or is are was were be been it its this that for by with as "
-    "from his her their he she they i you we".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "for",
+        "by",
+        "with",
+        "as",
+        "from",
+        "his",
+        "her",
+        "their",
+        "he",
+        "she",
+        "they",
+        "i",
+        "you",
+        "we",
+    ]
 )
 
 

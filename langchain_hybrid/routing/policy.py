@@ -335,7 +335,9 @@ class RoutingPolicy:
                 f"early_escalation must be an EarlyEscalation, got {self.early_escalation!r}"
             )
         if self.adaptive is not None and not isinstance(self.adaptive, AdaptiveThreshold):
-            raise PolicyError(f"adaptive must be an AdaptiveThreshold or None, got {self.adaptive!r}")
+            raise PolicyError(
+                f"adaptive must be an AdaptiveThreshold or None, got {self.adaptive!r}"
+            )
         if not isinstance(self.version, str):
             raise PolicyError(f"version must be a string, got {self.version!r}")
         if self.fitted_on is not None:

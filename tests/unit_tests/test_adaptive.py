@@ -17,8 +17,10 @@ from langchain_hybrid.routing.stats import RoutingStatsHandler
 def _answer(lp: float) -> AIMessage:
     return AIMessage(
         "Paris",
-        response_metadata={"finish_reason": "stop",
-                           "logprobs": {"content": [{"token": "Paris", "logprob": lp}]}},
+        response_metadata={
+            "finish_reason": "stop",
+            "logprobs": {"content": [{"token": "Paris", "logprob": lp}]},
+        },
     )
 
 
@@ -53,8 +55,9 @@ def test_threshold_shows_in_the_verdict_and_the_stats() -> None:
     from langchain_hybrid.routing.decision import RouteDecision
 
     stats = RoutingStatsHandler()
-    stats.record(RouteDecision("local", "confident", threshold=-5.5,
-                               features=dict(verdict.features)))
+    stats.record(
+        RouteDecision("local", "confident", threshold=-5.5, features=dict(verdict.features))
+    )
     assert stats.snapshot().adaptive_threshold == pytest.approx(-5.5)
     assert "adaptive threshold -5.500" in stats.report()
 

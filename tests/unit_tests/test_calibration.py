@@ -98,12 +98,22 @@ def test_unreachable_accuracy_is_not_met() -> None:
 def test_curve_is_monotone(tmp_path: Path) -> None:
     rng = random.Random(1)
     records = [
-        _record(i, rng.random() < 0.4, rng.gauss(-1.0, 0.6), n=rng.randint(1, 8),
-                finish=rng.choice(["stop", "length"]))
+        _record(
+            i,
+            rng.random() < 0.4,
+            rng.gauss(-1.0, 0.6),
+            n=rng.randint(1, 8),
+            finish=rng.choice(["stop", "length"]),
+        )
         for i in range(150)
     ]
-    result = calibrate(records, max_cost=1e-3, cloud=CloudOutcomes.assumed(0.8),
-                       min_local_accuracy=0.0, fit_early=False)
+    result = calibrate(
+        records,
+        max_cost=1e-3,
+        cloud=CloudOutcomes.assumed(0.8),
+        min_local_accuracy=0.0,
+        fit_early=False,
+    )
     pts = result.curve.points
     assert pts[0].cloud_share == 1.0 and pts[0].n_local == 0
     for a, b in zip(pts, pts[1:], strict=False):
