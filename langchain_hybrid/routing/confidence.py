@@ -39,6 +39,8 @@ __all__ = [
     "DEFAULT_HEDGE_PHRASES",
     "DEFAULT_UNKNOWN_TOKENS",
     "EarlyEscalation",
+    "ANSWER_FEATURE_NAMES",
+    "DEFAULT_DECLINE_PHRASES",
     "FEATURE_NAMES",
     "FORCED_LOW_REASONS",
     "CombinedScorer",
@@ -47,11 +49,13 @@ __all__ = [
     "ForcedLowReason",
     "HedgeDetector",
     "HopelessReason",
+    "LogisticScorer",
     "MarginScorer",
     "MeanLogprobScorer",
     "MinLogprobScorer",
     "QuantileLogprobScorer",
     "RunningConfidence",
+    "answer_features",
     "available_scorers",
     "compute_features",
     "register_scorer",
@@ -71,6 +75,20 @@ FEATURE_NAMES: tuple[str, ...] = (
     "perplexity",
     "n_unknown",
     "hedge",
+)
+
+#: Features of the answer beyond its log-probs, computed by scorers that ask for them
+#: (:class:`LogisticScorer`): ``truncated`` (1.0 when the answer hit its token limit,
+#: ``finish_reason == "length"``), ``answer_words`` (words in the answer),
+#: ``context_overlap`` (share of the answer's content words found in the prompt: how much
+#: of the answer the passage supports), ``declines`` (1.0 when the answer declines, e.g.
+#: "the context does not say") and ``prompt_words`` (log of 1 + words in the prompt).
+ANSWER_FEATURE_NAMES: tuple[str, ...] = (
+    "truncated",
+    "answer_words",
+    "context_overlap",
+    "declines",
+    "prompt_words",
 )
 
 ForcedLowReason = Literal["hedge", "unknown_token", "empty", "no_logprobs"]
@@ -99,6 +117,68 @@ DEFAULT_HEDGE_PHRASES: tuple[str, ...] = (
     "I don't have",
     "I do not have",
     "as an AI",
+)
+
+
+#: Phrases of an answer that declines (the ``declines`` feature), beyond the hedges.
+DEFAULT_DECLINE_PHRASES: tuple[str, ...] = (
+    *DEFAULT_HEDGE_PHRASES,
+    "does not say",
+    "doesn't say",
+    "does not mention",
+    "doesn't mention",
+    "not mentioned",
+    "does not provide",
+    "doesn't provide",
+    "not provided",
+    "not stated",
+    "not specified",
+    "no information",
+    "cannot be determined",
+    "can't be determined",
+    "unanswerable",
+    "cannot be answered",
+    "can't be answered",
+)
+
+_WORD = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "for",
+        "by",
+        "with",
+        "as",
+        "from",
+        "his",
+        "her",
+        "their",
+        "he",
+        "she",
+        "they",
+        "i",
+        "you",
+        "we",
+    ]
 )
 
 
@@ -243,6 +323,9 @@ class HedgeDetector:
         return self.phrases[int(m.lastgroup[1:])]
 
 
+_DECLINES = HedgeDetector(phrases=DEFAULT_DECLINE_PHRASES)
+
+
 @dataclass(frozen=True)
 class Confidence:
     """How confident a model is in one answer.
@@ -314,6 +397,44 @@ def compute_features(
     detector = hedge if hedge is not None else HedgeDetector()
     found = detector.find(text or "".join(stats.tokens))
     return stats.features(hedge=found is not None)
+
+
+def answer_features(
+    text: str,
+    *,
+    finish_reason: str | None = None,
+    prompt: str | None = None,
+    declines: HedgeDetector | None = None,
+) -> dict[str, float]:
+    """Compute the answer features beyond log-probs (see ``ANSWER_FEATURE_NAMES``).
+
+    ``prompt`` is the text of the request's messages (what the answer may draw on); without
+    it ``context_overlap`` and ``prompt_words`` are 0. ``declines`` finds declining phrases
+    (default: ``DEFAULT_DECLINE_PHRASES``).
+
+    Example:
+        >>> f = answer_features("Paris, in France", finish_reason="length",
+        ...                     prompt="Paris is the capital of France. Capital of France?")
+        >>> f["truncated"], f["answer_words"], f["context_overlap"], f["declines"]
+        (1.0, 3.0, 1.0, 0.0)
+        >>> answer_features("The passage does not say.")["declines"]
+        1.0
+    """
+    detector = declines if declines is not None else _DECLINES
+    words = [w.lower() for w in _WORD.findall(text)]
+    content = [w for w in words if w not in _STOPWORDS]
+    prompt_words = [w.lower() for w in _WORD.findall(prompt or "")]
+    overlap = 0.0
+    if content and prompt_words:
+        known = set(prompt_words)
+        overlap = sum(w in known for w in content) / len(content)
+    return {
+        "truncated": 1.0 if finish_reason == "length" else 0.0,
+        "answer_words": float(len(words)),
+        "context_overlap": overlap,
+        "declines": 1.0 if detector.find(text) is not None else 0.0,
+        "prompt_words": math.log1p(len(prompt_words)),
+    }
 
 
 _S = TypeVar("_S", bound="ConfidenceScorer")
@@ -392,6 +513,8 @@ class ConfidenceScorer(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether the scorer reads the answer features beyond log-probs (``ANSWER_FEATURE_NAMES``).
+    uses_answer_features: ClassVar[bool] = False
     hedge: HedgeDetector = field(default_factory=HedgeDetector, kw_only=True)
     unknown_tokens: Collection[str] = field(default=DEFAULT_UNKNOWN_TOKENS, kw_only=True)
 
@@ -414,7 +537,14 @@ class ConfidenceScorer(ABC):
         """How many tokens informed the score so far (tokens with alternatives for margins)."""
         return stats.n
 
-    def _predict_hopeless(self, stats: _Stats, threshold: float, early: EarlyEscalation) -> bool:
+    def _predict_hopeless(
+        self,
+        stats: _Stats,
+        threshold: float,
+        early: EarlyEscalation,
+        text: str = "",
+        prompt: str | None = None,
+    ) -> bool:
         """Predict (not prove) that the answer ends below ``threshold``.
 
         True once ``early.min_tokens`` tokens informed the score and the running score is
@@ -422,12 +552,28 @@ class ConfidenceScorer(ABC):
         """
         if self._evidence(stats) < early.min_tokens:
             return False
-        value = self._raw_score(stats, stats.features(hedge=False))
+        features = self._features(stats, text, False, None, prompt)
+        value = self._raw_score(stats, features)
         return value is not None and value < threshold - early.margin
 
-    def _confidence(self, stats: _Stats, text: str) -> Confidence:
+    def _features(
+        self, stats: _Stats, text: str, hedge: bool, finish_reason: str | None, prompt: str | None
+    ) -> dict[str, float]:
+        features = stats.features(hedge=hedge)
+        if self.uses_answer_features:
+            extra = answer_features(text, finish_reason=finish_reason, prompt=prompt)
+            features.update({k: _finite(v) for k, v in extra.items()})
+        return features
+
+    def _confidence(
+        self,
+        stats: _Stats,
+        text: str,
+        finish_reason: str | None = None,
+        prompt: str | None = None,
+    ) -> Confidence:
         phrase = self.hedge.find(text)
-        features = stats.features(hedge=phrase is not None)
+        features = self._features(stats, text, phrase is not None, finish_reason, prompt)
         raw = self._raw_score(stats, features) if stats.n else None
         forced: ForcedLowReason | None = None
         if not text.strip():
@@ -441,11 +587,19 @@ class ConfidenceScorer(ABC):
         score = LOGPROB_FLOOR if raw is None else raw
         return Confidence(score=score, features=features, forced_low=forced, scorer=self.name)
 
-    def score(self, logprobs: LogprobsLike, text: str = "") -> Confidence:
+    def score(
+        self,
+        logprobs: LogprobsLike,
+        text: str = "",
+        *,
+        finish_reason: str | None = None,
+        prompt: str | None = None,
+    ) -> Confidence:
         """Score one answer.
 
         ``text`` is the answer text (used for hedge detection and to tell an empty answer);
-        when it is empty the concatenated tokens are used instead.
+        when it is empty the concatenated tokens are used instead. ``finish_reason`` and
+        ``prompt`` (the request's text) feed the answer features of scorers that use them.
 
         Example:
             >>> MeanLogprobScorer().score(None, "Paris").forced_low
@@ -456,13 +610,15 @@ class ConfidenceScorer(ABC):
         stats = _Stats(self.unknown_tokens)
         for entry in logprob_entries(logprobs):
             stats.add(entry)
-        return self._confidence(stats, text or "".join(stats.tokens))
+        return self._confidence(stats, text or "".join(stats.tokens), finish_reason, prompt)
 
     def running(
         self,
         threshold: float,
         max_tokens: int | None = None,
         early: EarlyEscalation | None = None,
+        *,
+        prompt: str | None = None,
     ) -> RunningConfidence:
         """Start incremental scoring for early escalation; see :class:`RunningConfidence`.
 
@@ -472,7 +628,7 @@ class ConfidenceScorer(ABC):
             >>> r.hopeless, r.hopeless_reason
             (True, 'below_threshold')
         """
-        return RunningConfidence(self, threshold, max_tokens, early)
+        return RunningConfidence(self, threshold, max_tokens, early, prompt=prompt)
 
     def to_config(self) -> dict[str, Any]:
         """Return ``{"name": ..., "params": {...}}`` (JSON-safe); see :func:`scorer_from_config`.
@@ -667,6 +823,66 @@ class CombinedScorer(ConfidenceScorer):
         return self.bias + sum(w * features[k] for k, w in self.weights.items())
 
 
+@register_scorer
+@dataclass(frozen=True)
+class LogisticScorer(ConfidenceScorer):
+    """Learned log-odds that the answer is right: ``intercept + sum(coef[f] * features[f])``.
+
+    Calibration (:func:`langchain_hybrid.calibration.calibrate`) fits it by logistic
+    regression; the score is the log-odds of a correct local answer, so a threshold of 0
+    keeps answers that are more likely right than wrong. Feature names come from
+    ``FEATURE_NAMES`` (log-probs) and ``ANSWER_FEATURE_NAMES`` (the answer's text, finish
+    reason and prompt, which the policy passes in live and in replay alike). A missing
+    feature (``margin`` without ``top_logprobs``) gives ``forced_low="no_logprobs"``.
+    Early escalation has no exact bound; the policy's prediction applies to the running
+    features (the answer so far, not yet truncated).
+
+    Example:
+        >>> s = LogisticScorer({"mean_logprob": 2.0, "truncated": -1.0}, intercept=0.5)
+        >>> lp = [{"token": "Paris", "logprob": -0.25}]
+        >>> s.score(lp, "Paris").score, s.score(lp, "Paris", finish_reason="length").score
+        (0.0, -1.0)
+        >>> scorer_from_config(s.to_config()) == s
+        True
+    """
+
+    name: ClassVar[str] = "logistic"
+    uses_answer_features: ClassVar[bool] = True
+    coefficients: dict[str, float]
+    intercept: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.coefficients, Mapping) or not self.coefficients:
+            raise ValueError("LogisticScorer needs a non-empty mapping of feature coefficients")
+        known = (*FEATURE_NAMES, *ANSWER_FEATURE_NAMES)
+        unknown = sorted(set(self.coefficients) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown feature(s) {unknown} in coefficients; known features: {', '.join(known)}"
+            )
+        coefficients = {str(k): float(v) for k, v in self.coefficients.items()}
+        if not all(math.isfinite(v) for v in [*coefficients.values(), float(self.intercept)]):
+            raise ValueError("coefficients and intercept must be finite numbers")
+        object.__setattr__(self, "coefficients", coefficients)
+        object.__setattr__(self, "intercept", float(self.intercept))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The features the scorer reads, in its coefficients' order.
+
+        Example:
+            >>> LogisticScorer({"min_logprob": 1.0}).feature_names
+            ('min_logprob',)
+        """
+        return tuple(self.coefficients)
+
+    def _raw_score(self, stats: _Stats, features: Mapping[str, float]) -> float | None:
+        if any(k not in features for k in self.coefficients):
+            return None
+        return self.intercept + sum(c * features[k] for k, c in self.coefficients.items())
+
+
 @dataclass(frozen=True)
 class EarlyEscalation:
     """When local generation may stop before the answer is finished (a policy setting).
@@ -741,6 +957,8 @@ class RunningConfidence:
         threshold: float,
         max_tokens: int | None = None,
         early: EarlyEscalation | None = None,
+        *,
+        prompt: str | None = None,
     ) -> None:
         if isinstance(threshold, bool) or not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
@@ -750,6 +968,7 @@ class RunningConfidence:
         self.threshold = float(threshold)
         self.max_tokens = max_tokens
         self.early = early if early is not None else EarlyEscalation()
+        self.prompt = prompt
         self._stats = _Stats(scorer.unknown_tokens)
         self._text = ""
         self._hedge_checked = 0
@@ -833,7 +1052,9 @@ class RunningConfidence:
             self._reason = "hedge"
         elif self.scorer._bound_hopeless(self._stats, self.threshold, self.max_tokens):
             self._reason = "below_threshold"
-        elif self.scorer._predict_hopeless(self._stats, self.threshold, self.early):
+        elif self.scorer._predict_hopeless(
+            self._stats, self.threshold, self.early, self._text, self.prompt
+        ):
             self._reason = "predicted_below_threshold"
 
     def confidence(self) -> Confidence:
@@ -845,4 +1066,5 @@ class RunningConfidence:
             >>> r.confidence().score
             -0.5
         """
-        return self.scorer._confidence(self._stats, self._text or "".join(self._stats.tokens))
+        text = self._text or "".join(self._stats.tokens)
+        return self.scorer._confidence(self._stats, text, None, self.prompt)

@@ -36,6 +36,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_hybrid.errors import PolicyError
 from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, logprob_entries, message_logprobs
+from langchain_hybrid.routing.adaptive import AdaptiveThreshold
 from langchain_hybrid.routing.confidence import (
     Confidence,
     ConfidenceScorer,
@@ -57,6 +58,7 @@ from langchain_hybrid.routing.rules import (
 )
 
 __all__ = [
+    "AdaptiveThreshold",
     "DEFAULT_ESCALATE_FINISH_REASONS",
     "DEFAULT_THRESHOLD",
     "FORMAT_VERSION",
@@ -72,6 +74,7 @@ __all__ = [
     "RuleOutcome",
     "Verdict",
     "answer_text",
+    "prompt_text",
 ]
 
 #: Version of the policy file format this code writes; it also reads version 1.
@@ -100,7 +103,10 @@ _KEYS = (
     "escalate_finish_reasons",
     "early_escalation",
     "fitted_on",
+    "adaptive",
 )
+#: Verdict reasons that depend on the threshold (the others escalate whatever the score).
+_THRESHOLD_REASONS = frozenset({"confident", "low_confidence", "early_abort"})
 
 
 def answer_text(message: BaseMessage) -> str:
@@ -116,6 +122,22 @@ def answer_text(message: BaseMessage) -> str:
     return text
 
 
+def prompt_text(context: RoutingContext | Sequence[BaseMessage] | str | None) -> str | None:
+    """Return the request's text that answer features compare with (None: no context).
+
+    Example:
+        >>> from langchain_core.messages import HumanMessage, SystemMessage
+        >>> print(prompt_text([SystemMessage("Passage: Paris."), HumanMessage("Capital?")]))
+        Passage: Paris.
+        Capital?
+    """
+    if context is None or isinstance(context, str):
+        return context
+    if not isinstance(context, RoutingContext):
+        context = RoutingContext(list(context))
+    return "\n".join(context.texts())
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the policy concluded about one local answer.
@@ -123,7 +145,8 @@ class Verdict:
     ``escalate`` says whether the answer goes to the cloud and ``reason`` why (one of
     ``ROUTE_REASONS``); ``confidence`` is the scorer's view (its ``features`` are the
     answer's features); ``early_abort`` is True when the answer was (or, in a replay,
-    would have been) stopped before it finished, after ``n_tokens`` tokens.
+    would have been) stopped before it finished, after ``n_tokens`` tokens. ``threshold``
+    is the threshold it was judged against (the adaptive one, when the policy adapts).
 
     Example:
         >>> v = RoutingPolicy().judge(AIMessage("I don't know."))
@@ -137,6 +160,7 @@ class Verdict:
     early_abort: bool = False
     n_tokens: int = 0
     finish_reason: str | None = None
+    threshold: float | None = None
 
     @property
     def tier(self) -> Tier:
@@ -162,6 +186,7 @@ class Verdict:
             "early_abort": self.early_abort,
             "n_tokens": self.n_tokens,
             "finish_reason": self.finish_reason,
+            "threshold": self.threshold,
         }
 
 
@@ -180,10 +205,28 @@ class AnswerWatch:
         'hedge'
     """
 
-    def __init__(self, policy: RoutingPolicy, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        policy: RoutingPolicy,
+        max_tokens: int | None = None,
+        context: RoutingContext | Sequence[BaseMessage] | str | None = None,
+        *,
+        record: bool = True,
+    ) -> None:
         self.policy = policy
-        self.running = policy.running(max_tokens)
+        self.prompt = prompt_text(context)
+        adaptive = policy.adaptive
+        self.key = adaptive.key_of(context) if adaptive is not None else None
+        self.threshold = (
+            adaptive.threshold(self.key, policy.threshold)
+            if adaptive is not None
+            else policy.threshold
+        )
+        self.running = policy.scorer.running(
+            self.threshold, max_tokens, policy.early_escalation, prompt=self.prompt
+        )
         self.text = ""
+        self._record = record and adaptive is not None
 
     def add(self, entries: LogprobsLike, text: str) -> Verdict | None:
         """Add the new token ``entries`` and the new ``text``; a verdict means stop now."""
@@ -193,17 +236,32 @@ class AnswerWatch:
         if not (self.policy.early_escalation.enabled and self.running.hopeless):
             return None
         reason = self.running.hopeless_reason or ""
-        return Verdict(
-            escalate=True,
-            reason=_HOPELESS_TO_REASON.get(reason, "early_abort"),
-            confidence=self.running.confidence(),
-            early_abort=True,
-            n_tokens=self.running.n_tokens,
+        return self._seen(
+            Verdict(
+                escalate=True,
+                reason=_HOPELESS_TO_REASON.get(reason, "early_abort"),
+                confidence=self.running.confidence(),
+                early_abort=True,
+                n_tokens=self.running.n_tokens,
+                threshold=self.threshold,
+            )
         )
 
     def finish(self, answer: BaseMessage | None) -> Verdict:
         """Return the verdict on the complete answer (None: no answer message was found)."""
-        return self.policy._judge_complete(answer)
+        return self._seen(self.policy._judge_complete(answer, self.threshold, self.prompt))
+
+    def _seen(self, verdict: Verdict) -> Verdict:
+        """Show the adaptive threshold in the verdict's features and feed it the outcome."""
+        adaptive = self.policy.adaptive
+        if adaptive is None:
+            return verdict
+        if self._record:
+            forced = verdict.reason not in _THRESHOLD_REASONS
+            adaptive.record(self.key, verdict.confidence.score, forced=forced)
+        features = {**verdict.confidence.features, "adaptive_threshold": self.threshold}
+        confidence = dataclasses.replace(verdict.confidence, features=features)
+        return dataclasses.replace(verdict, confidence=confidence)
 
 
 @dataclass(frozen=True)
@@ -220,6 +278,9 @@ class RoutingPolicy:
             ``truncated`` for ``length`` and ``unfinished`` for the others). Pass an empty
             set to judge unfinished answers by their confidence alone.
         early_escalation: when local generation may stop before the answer is finished.
+        adaptive: an :class:`AdaptiveThreshold` that moves the threshold to hold a target
+            cloud share as traffic drifts (``threshold`` is where it starts); None keeps
+            ``threshold`` fixed.
         version: the policy's own version, recorded in every decision.
         fitted_on: what calibration fitted the policy on (JSON-serialisable).
 
@@ -240,6 +301,7 @@ class RoutingPolicy:
     early_escalation: EarlyEscalation = field(default_factory=EarlyEscalation)
     version: str = "1"
     fitted_on: dict[str, Any] | None = None
+    adaptive: AdaptiveThreshold | None = None
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -271,6 +333,10 @@ class RoutingPolicy:
         if not isinstance(self.early_escalation, EarlyEscalation):
             raise PolicyError(
                 f"early_escalation must be an EarlyEscalation, got {self.early_escalation!r}"
+            )
+        if self.adaptive is not None and not isinstance(self.adaptive, AdaptiveThreshold):
+            raise PolicyError(
+                f"adaptive must be an AdaptiveThreshold or None, got {self.adaptive!r}"
             )
         if not isinstance(self.version, str):
             raise PolicyError(f"version must be a string, got {self.version!r}")
@@ -344,9 +410,13 @@ class RoutingPolicy:
             >>> RoutingPolicy(threshold=-0.6).decide(Confidence(-0.1, {}, "hedge", "x"))
             ('cloud', 'hedge')
         """
+        return self._decide(confidence, self.threshold)
+
+    @staticmethod
+    def _decide(confidence: Confidence, threshold: float) -> tuple[Tier, RouteReason]:
         if confidence.forced_low is not None:
             return "cloud", _FORCED_TO_REASON[confidence.forced_low]
-        if confidence.score >= self.threshold:
+        if confidence.score >= threshold:
             return "local", "confident"
         return "cloud", "low_confidence"
 
@@ -360,26 +430,42 @@ class RoutingPolicy:
         """
         return self.scorer.running(self.threshold, max_tokens, self.early_escalation)
 
-    def watch(self, max_tokens: int | None = None) -> AnswerWatch:
+    def watch(
+        self,
+        max_tokens: int | None = None,
+        context: RoutingContext | Sequence[BaseMessage] | str | None = None,
+    ) -> AnswerWatch:
         """Start judging a local answer that streams in (see :class:`AnswerWatch`).
 
         ``max_tokens`` is the local tier's token limit, which makes the exact early bound
-        of some scorers possible.
+        of some scorers possible. ``context`` is the request (a :class:`RoutingContext`,
+        its messages or their text): scorers that compare the answer with the prompt
+        (:class:`~langchain_hybrid.routing.confidence.LogisticScorer`) read it, and an
+        adaptive threshold finds its key there. The watch's verdict feeds the adaptive
+        threshold, if any.
 
         Example:
             >>> RoutingPolicy().watch(max_tokens=16).running.max_tokens
             16
         """
-        return AnswerWatch(self, max_tokens)
+        return AnswerWatch(self, max_tokens, context)
 
-    def judge(self, answer: BaseMessage | None, *, max_tokens: int | None = None) -> Verdict:
+    def judge(
+        self,
+        answer: BaseMessage | None,
+        *,
+        max_tokens: int | None = None,
+        context: RoutingContext | Sequence[BaseMessage] | str | None = None,
+    ) -> Verdict:
         """Return the verdict the live route reaches on this local answer.
 
         The answer is replayed token by token through :meth:`watch`, exactly as the live
         route watches a stream, so with early escalation on, an answer that the live route
         would have stopped gets the same early-abort verdict (with the tokens it would have
         spent in ``n_tokens``). Pass the local tier's ``max_tokens`` to replay the exact
-        bounds too. ``None`` (no answer message) escalates with ``no_logprobs``.
+        bounds too, and the request as ``context`` for scorers that read the prompt.
+        ``None`` (no answer message) escalates with ``no_logprobs``. A replay reads an
+        adaptive threshold as it is now and does not feed it.
 
         Example:
             >>> lp = {"content": [{"token": "Lyon", "logprob": -2.5}]}
@@ -387,7 +473,7 @@ class RoutingPolicy:
             ...     AIMessage("Lyon", response_metadata={"logprobs": lp})).reason
             'low_confidence'
         """
-        watch = self.watch(max_tokens)
+        watch = AnswerWatch(self, max_tokens, context, record=False)
         if answer is not None:
             entries = logprob_entries(message_logprobs(answer))
             pieces = [([e], e["token"]) for e in entries] or [([], answer_text(answer))]
@@ -397,14 +483,23 @@ class RoutingPolicy:
                     return stopped
         return watch.finish(answer)
 
-    def _judge_complete(self, answer: BaseMessage | None) -> Verdict:
+    def _judge_complete(
+        self, answer: BaseMessage | None, threshold: float, prompt: str | None
+    ) -> Verdict:
         if answer is None:
             missing = Confidence(LOGPROB_FLOOR, {}, "no_logprobs", self.scorer.name)
-            return Verdict(escalate=True, reason="no_logprobs", confidence=missing)
-        confidence = self.scorer.score(message_logprobs(answer), answer_text(answer))
+            return Verdict(
+                escalate=True, reason="no_logprobs", confidence=missing, threshold=threshold
+            )
         finish = answer.response_metadata.get("finish_reason")
         finish_reason = str(finish) if finish is not None else None
-        tier, reason = self.decide(confidence)
+        confidence = self.scorer.score(
+            message_logprobs(answer),
+            answer_text(answer),
+            finish_reason=finish_reason,
+            prompt=prompt,
+        )
+        tier, reason = self._decide(confidence, threshold)
         if tier == "local" and finish_reason in self.escalate_finish_reasons:
             tier, reason = "cloud", "truncated" if finish_reason == "length" else "unfinished"
         return Verdict(
@@ -413,6 +508,7 @@ class RoutingPolicy:
             confidence=confidence,
             n_tokens=int(confidence.features.get("n_tokens", 0)),
             finish_reason=finish_reason,
+            threshold=threshold,
         )
 
     # ------------------------------------------------------------------ JSON
@@ -425,7 +521,7 @@ class RoutingPolicy:
             >>> d["format_version"], d["scorer"]["name"], d["escalate_finish_reasons"]
             (2, 'mean_logprob', ['cancelled', 'length', 'timeout'])
         """
-        return {
+        data = {
             "format_version": FORMAT_VERSION,
             "version": self.version,
             "threshold": self.threshold,
@@ -435,6 +531,9 @@ class RoutingPolicy:
             "early_escalation": self.early_escalation.to_dict(),
             "fitted_on": self.fitted_on,
         }
+        if self.adaptive is not None:  # written only when set: files stay readable as before
+            data["adaptive"] = self.adaptive.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RoutingPolicy:
@@ -481,6 +580,12 @@ class RoutingPolicy:
             early = EarlyEscalation.from_dict(early_cfg)
         except (TypeError, ValueError) as e:
             raise PolicyError(f"bad 'early_escalation' in policy: {e}") from e
+        adaptive = None
+        if data.get("adaptive") is not None:
+            try:
+                adaptive = AdaptiveThreshold.from_dict(data["adaptive"])
+            except (TypeError, ValueError) as e:
+                raise PolicyError(f"bad 'adaptive' in policy: {e}") from e
         raw_rules = data.get("rules") or []
         if not isinstance(raw_rules, list):
             raise PolicyError(f"'rules' must be a list, got {type(raw_rules).__name__}")
@@ -497,6 +602,7 @@ class RoutingPolicy:
             early_escalation=early,
             version=data.get("version", "1"),
             fitted_on=data.get("fitted_on"),
+            adaptive=adaptive,
         )
 
     def save(self, path: str | Path) -> None:

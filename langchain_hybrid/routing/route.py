@@ -329,7 +329,7 @@ def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
         # The cloud will not be called: let the local answer finish rather than stop it.
         early = replace(policy.early_escalation, enabled=False)
         policy = replace(policy, early_escalation=early)
-    watch = policy.watch(route.max_tokens)
+    watch = policy.watch(route.max_tokens, route.context)
     started = time.perf_counter()
     try:
         if route.local_streams:

@@ -171,6 +171,8 @@ class RoutingStats:
             ones), over those with a confidence; None when there are none.
         malformed: ``hybrid_route`` events whose data was not a valid route decision
             (ignored otherwise).
+        adaptive_threshold: the threshold of the latest decision of a policy with an
+            adaptive threshold (its ``features["adaptive_threshold"]``); None otherwise.
     """
 
     calls: int = 0
@@ -190,6 +192,7 @@ class RoutingStats:
     mean_confidence_local: float | None = None
     mean_confidence_escalated: float | None = None
     malformed: int = 0
+    adaptive_threshold: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict (nested dicts for the latency stats).
@@ -231,6 +234,8 @@ class RoutingStats:
         )
         if self.malformed:
             second += f" | malformed events {self.malformed}"
+        if self.adaptive_threshold is not None:
+            second += f" | adaptive threshold {self.adaptive_threshold:.3f}"
         reasons = " | ".join(f"{r} {n}" for r, n in self.by_reason.items() if n)
         third = f"reasons: {reasons or 'none'}"
         return "\n".join((first, second, third))
@@ -303,6 +308,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
         self._conf_escalated_sum = 0.0
         self._conf_escalated_n = 0
         self._malformed = 0
+        self._adaptive_threshold: float | None = None
 
     # -- callbacks ---------------------------------------------------------------------
 
@@ -354,6 +360,8 @@ class RoutingStatsHandler(BaseCallbackHandler):
                 self._local_latency.append(local)
             if cloud is not None:
                 self._cloud_latency.append(cloud)
+            if "adaptive_threshold" in d.features:
+                self._adaptive_threshold = d.features["adaptive_threshold"]
             if d.confidence is not None:
                 if d.escalated:
                     self._conf_escalated_sum += d.confidence
@@ -379,6 +387,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             conf_local = _mean(self._conf_local_sum, self._conf_local_n)
             conf_escalated = _mean(self._conf_escalated_sum, self._conf_escalated_n)
             malformed = self._malformed
+            adaptive = self._adaptive_threshold
         latency, local_latency, cloud_latency = (LatencyStats.from_samples(s) for s in samples)
         return RoutingStats(
             calls=calls,
@@ -398,6 +407,7 @@ class RoutingStatsHandler(BaseCallbackHandler):
             mean_confidence_local=conf_local,
             mean_confidence_escalated=conf_escalated,
             malformed=malformed,
+            adaptive_threshold=adaptive,
         )
 
     def reset(self) -> None:
