@@ -568,7 +568,11 @@ def _decision(route: Route, trip: _Trip) -> RouteDecision:
         tier="local" if trip.degraded else trip.tier,
         reason=trip.reason,
         confidence=confidence.score if confidence is not None else None,
-        threshold=route.policy.threshold,
+        threshold=(
+            verdict.threshold
+            if verdict is not None and verdict.threshold is not None
+            else route.policy.threshold
+        ),
         features=dict(confidence.features) if confidence is not None else {},
         escalated=attempt is not None and trip.cloud_asked,
         degraded=trip.degraded,
