@@ -683,10 +683,48 @@ class CalibrationResult:
     n: int
     source: str
 
+    @property
+    def verdict(self) -> str | None:
+        """One plain line when the local model is not good enough here, else None.
+
+        It is not good enough when no threshold met the target, or when the chosen point
+        measured on held-out folds loses more than one accuracy point against cloud-only.
+
+        Example:
+            >>> import dataclasses
+            >>> curve = TradeoffCurve(points=(), chosen=None, scorer="x", n=0, source="")
+            >>> r = CalibrationResult(RoutingPolicy(), curve, {}, {}, {}, False, "why",
+            ...                       "target_cloud_rate=0.5", 0, "")
+            >>> r.verdict.split(":")[0]
+            'The local model is not good enough for target_cloud_rate=0.5'
+        """
+        if not self.met:
+            return (
+                f"The local model is not good enough for {self.target}: no threshold meets "
+                "it, so the policy sends every request to the cloud."
+            )
+        a = self.achieved
+        if a and a["accuracy"] < a["cloud_only_accuracy"] - 0.01:
+            loss = 100 * (a["cloud_only_accuracy"] - a["accuracy"])
+            return (
+                f"The local model is not good enough to keep accuracy: at {self.target} the "
+                f"hybrid is {loss:.1f} points below cloud-only on held-out data. Choose "
+                "--target-accuracy to bound the loss, or use a stronger local model."
+            )
+        return None
+
     def report(self) -> str:
         """Return a readable multi-line report."""
-        lines = [f"calibrated on {self.n} answers for {self.target} (cloud: {self.source})"]
-        lines.append("AUROC at predicting a correct local answer (learned scorer out-of-fold):")
+        a = self.achieved
+        right = a.get("local_only_accuracy")
+        local = "" if right is None else f", local model right on {100 * right:.1f}%"
+        lines = [
+            f"calibrated on n={self.n} answers for {self.target} (cloud: {self.source}{local})"
+        ]
+        lines.append(
+            f"AUROC at predicting a right local answer, n={self.n} (single scorers have no "
+            "fitted parameters; 'logistic' is learned and scored out-of-fold):"
+        )
         for name, value in sorted(self.auroc.items(), key=lambda kv: -(kv[1] or 0)):
             lines.append(f"  {name:<14} {'-' if value is None else f'{value:.3f}'}")
         lines.append(self.message)
@@ -706,6 +744,8 @@ class CalibrationResult:
                 f"answers stop after {e['token_fraction']:.2f} of their tokens; "
                 f"{100 * e['wrong_stop_rate']:.1f}% of passing answers stopped ({e['how']})"
             )
+        if self.verdict:
+            lines.append(self.verdict)
         return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 import textwrap
@@ -26,7 +27,13 @@ from typing import Any
 
 from langchain_hybrid.errors import LangChainHybridError
 
-__all__ = ["COMMANDS", "add_eval_command", "build_parser", "main"]
+__all__ = [
+    "COMMANDS",
+    "add_calibrate_command",
+    "add_eval_command",
+    "build_parser",
+    "main",
+]
 
 PROG = "langchain-hybrid"
 
@@ -271,21 +278,12 @@ def run_eval(args: argparse.Namespace) -> int:
     policy = RoutingPolicy.load(args.policy) if args.policy else RoutingPolicy()
     source = _cloud_source(args)
     prices = _prices(args.prices, source.model)
-    max_tokens = args.max_tokens or (
-        MATH_MAX_TOKENS if all(ex.task == "math" for ex in examples) else SHORT_MAX_TOKENS
-    )
+    max_tokens = _default_max_tokens(args, examples)
     records = load_records(args.records) if args.records else None
     known = {r.example_id for r in records or ()}
     local: Any = None
     if any(ex.id not in known for ex in examples):
-        if args.local_factory:
-            local = _load_factory(args.local_factory)
-        else:
-            from langchain_hybrid.chat_models.transformers import ChatTransformers
-
-            local = ChatTransformers(
-                model=args.local_model, device=args.device, top_logprobs=args.top_logprobs
-            )
+        local = _local_model(args)
     progress = False if args.no_progress else None
     report = evaluate(
         examples,
@@ -308,10 +306,275 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- calibrate
+
+
+def add_calibrate_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add ``calibrate``: fit a routing policy for one target on a labelled dataset."""
+    p = subparsers.add_parser(
+        "calibrate",
+        help="fit a routing policy (scorer, threshold, early escalation) for one target",
+        description=textwrap.fill(
+            "Run the local model once per example (or reuse saved records), measure how "
+            "well each confidence scorer predicts a right local answer (AUROC, the learned "
+            "scorer out-of-fold), choose the scorer and threshold that meet the target, "
+            "measure the chosen point on folds not used to fit it, fit early escalation, "
+            "and write the policy as JSON (it loads with RoutingPolicy.load and routes in "
+            "ChatHybrid). When no threshold meets the target, the policy written sends "
+            "everything to the cloud, and the report says why.",
+            width=78,
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} calibrate --data rag.jsonl --limit 300 --seed 1 --target-cloud-rate 0.5 "
+            "--cloud-accuracy 0.85 --output policy.json --plot curve.png\n"
+            f"  {PROG} calibrate --data gsm8k.jsonl --cloud-replay gpt-4-1106-preview "
+            "--target-accuracy 0.9 --records answers.jsonl --output policy.json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="JSON Lines dataset (the shapes 'eval' reads)",
+    )
+    data.add_argument("--limit", type=_positive_int, metavar="N", help="calibrate on N examples")
+    data.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="with --limit, a random sample of N rows drawn with seed S (default: first N); "
+        "also the seed of the cross-validation folds",
+    )
+
+    target = p.add_argument_group("target (choose one)")
+    which = target.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--target-cloud-rate",
+        type=_probability,
+        metavar="R",
+        help="send this share of requests to the cloud (e.g. 0.5)",
+    )
+    which.add_argument(
+        "--target-accuracy",
+        type=_probability,
+        metavar="A",
+        help="the hybrid's expected accuracy (e.g. one point below cloud-only's)",
+    )
+    which.add_argument(
+        "--max-cost",
+        type=_non_negative,
+        metavar="C",
+        help="the expected API cost per query in USD (from --prices)",
+    )
+    target.add_argument(
+        "--min-local-accuracy",
+        type=_probability,
+        default=0.5,
+        metavar="P",
+        help="with --target-cloud-rate or --max-cost, the answers kept local must be right "
+        "at least this often, else the target is not met (default 0.5)",
+    )
+    target.add_argument(
+        "--folds",
+        type=_positive_int,
+        default=5,
+        metavar="K",
+        help="cross-validation folds (default 5)",
+    )
+
+    local = p.add_argument_group("local model")
+    local.add_argument(
+        "--local-model",
+        metavar="ID",
+        help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    local.add_argument(
+        "--local-factory",
+        metavar="MODULE:CALLABLE",
+        help="a Python callable returning the local chat model instead",
+    )
+    local.add_argument(
+        "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
+    )
+    local.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        metavar="T",
+        help=f"local token limit (default: {SHORT_MAX_TOKENS} for short and RAG answers, "
+        f"{MATH_MAX_TOKENS} when every example is maths); use the limit you will deploy with",
+    )
+    local.add_argument(
+        "--top-logprobs",
+        type=int,
+        default=5,
+        metavar="K",
+        help="alternatives per token the local model reports, for margin features (default 5)",
+    )
+    local.add_argument(
+        "--batch-size", type=_positive_int, default=8, metavar="N", help="prompts per batch"
+    )
+    local.add_argument(
+        "--records",
+        metavar="FILE",
+        help="reuse local answers saved with --save-records (examples without one are run)",
+    )
+    local.add_argument(
+        "--save-records", metavar="FILE", help="save the local answers as JSON Lines records"
+    )
+
+    cloud = p.add_argument_group("cloud (choose one source)")
+    source = cloud.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--cloud-replay",
+        metavar="MODEL",
+        help="the cloud's correctness from the responses recorded in the dataset for MODEL",
+    )
+    source.add_argument(
+        "--cloud-accuracy",
+        type=_probability,
+        metavar="P",
+        help="assume the cloud answers correctly with probability P (written into the "
+        "policy's fitted_on as an assumption)",
+    )
+    cloud.add_argument(
+        "--cloud-model",
+        metavar="M",
+        help="with --cloud-accuracy, the cloud model prices use (default gpt-4o)",
+    )
+    cloud.add_argument(
+        "--prices",
+        default="default",
+        metavar="TABLE",
+        help="'default', 'paper-gpt4' or a JSON price file (as for 'eval')",
+    )
+
+    out = p.add_argument_group("output")
+    out.add_argument("--output", required=True, metavar="FILE", help="write the policy as JSON")
+    out.add_argument("--plot", metavar="FILE", help="draw the trade-off curve to a PNG")
+    out.add_argument("--curve", metavar="FILE", help="write the trade-off curve as JSON")
+    out.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (off when not a terminal)"
+    )
+    p.set_defaults(handler=run_calibrate)
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _local_model(args: argparse.Namespace) -> Any:
+    """Return the local tier the command runs: ``--local-factory`` or ``ChatTransformers``."""
+    if args.local_factory:
+        return _load_factory(args.local_factory)
+    from langchain_hybrid.chat_models.transformers import ChatTransformers
+
+    return ChatTransformers(
+        model=args.local_model, device=args.device, top_logprobs=args.top_logprobs
+    )
+
+
+def _default_max_tokens(args: argparse.Namespace, examples: Sequence[Any]) -> int:
+    if args.max_tokens:
+        return int(args.max_tokens)
+    return MATH_MAX_TOKENS if all(ex.task == "math" for ex in examples) else SHORT_MAX_TOKENS
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Run ``calibrate`` with parsed arguments; returns the exit status.
+
+    A target that cannot be met is not an error: the cloud-only policy is written, the
+    report says why, and the status is 0.
+    """
+    import warnings
+
+    from langchain_hybrid.calibration import CloudOutcomes, calibrate
+    from langchain_hybrid.evaluation.collect import collect_local
+    from langchain_hybrid.evaluation.datasets import load_dataset
+    from langchain_hybrid.evaluation.records import load_records, save_records
+
+    if args.seed is not None and args.limit is None:
+        raise CommandError("--seed samples rows, so it needs --limit N")
+    if args.cloud_model and args.cloud_replay:
+        raise CommandError("--cloud-model goes with --cloud-accuracy (replay names its model)")
+    examples = load_dataset(args.data, limit=args.limit, seed=args.seed)
+    if args.cloud_replay:
+        cloud = CloudOutcomes.replayed(examples, args.cloud_replay)
+        missing = [ex.id for ex in examples if ex.id not in cloud.correct]
+        if missing:
+            raise CommandError(
+                f"{len(missing)} examples have no graded answer of {args.cloud_replay!r} "
+                f"(first: {missing[0]!r}); use --cloud-accuracy, or data with recorded answers"
+            )
+    else:
+        cloud = CloudOutcomes.assumed(args.cloud_accuracy, model=args.cloud_model or "gpt-4o")
+    prices = _prices(args.prices, cloud.model)
+    max_tokens = _default_max_tokens(args, examples)
+    by_id = {r.example_id: r for r in (load_records(args.records) if args.records else ())}
+    missing_examples = [ex for ex in examples if ex.id not in by_id]
+    progress = False if args.no_progress else None
+    if args.records:
+        print(f"reused {len(examples) - len(missing_examples)} saved local answers")
+        limits = {by_id[ex.id].max_tokens for ex in examples if ex.id in by_id} - {max_tokens}
+        if limits:
+            print(f"note: saved records were collected with max_tokens {sorted(limits)}")
+    if missing_examples:
+        collected = collect_local(
+            missing_examples,
+            _local_model(args),
+            max_tokens=max_tokens,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        by_id.update((r.example_id, r) for r in collected)
+    records = [by_id[ex.id] for ex in examples]
+    if args.save_records:
+        save_records(args.save_records, records)
+    quiet = logging.getLogger("langchain_hybrid.calibration")
+    was_disabled, quiet.disabled = quiet.disabled, True  # the report says it in full
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = calibrate(
+                records,
+                target_cloud_rate=args.target_cloud_rate,
+                target_accuracy=args.target_accuracy,
+                max_cost=args.max_cost,
+                cloud=cloud,
+                min_local_accuracy=args.min_local_accuracy,
+                folds=args.folds,
+                seed=args.seed or 0,
+                dataset=Path(args.data).name,
+                prices=prices,
+            )
+    finally:
+        quiet.disabled = was_disabled
+    print(result.report())
+    result.policy.save(args.output)
+    print(f"Policy written to {args.output}" + ("" if result.met else " (cloud-only)"))
+    if args.curve:
+        result.curve.save(args.curve)
+        print(f"Curve written to {args.curve}")
+    if args.plot:
+        result.curve.plot(args.plot, title=f"{Path(args.data).name}: {result.target}")
+        print(f"Plot written to {args.plot}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: The commands, one function each (see the module docstring).
-COMMANDS: list[CommandAdder] = [add_eval_command]
+COMMANDS: list[CommandAdder] = [add_eval_command, add_calibrate_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,12 +7,12 @@ collection gives the same records every run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from tests.support.fake_chat import FakeLocalChatModel
 from tests.support.openai_fake import logprob_content, split_tokens
@@ -58,6 +58,33 @@ class KeyedLocalChatModel(FakeLocalChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """Stream the keyed answer token by token (``ChatHybrid`` streams its local tier)."""
+        self.calls.append(dict(kwargs))
+        text, logprob = self._pick(messages)
+        tokens = split_tokens(text)
+        for token in tokens:
+            lp = {"content": logprob_content([token], [logprob])}
+            chunk = ChatGenerationChunk(
+                message=AIMessageChunk(content=token, response_metadata={"logprobs": lp})
+            )
+            if run_manager:
+                run_manager.on_llm_new_token(token, chunk=chunk)
+            yield chunk
+        last = AIMessageChunk(
+            content="",
+            response_metadata={"finish_reason": self.finish_reason, "model_name": self.model_name},
+            usage_metadata=self._usage(messages, len(tokens)),
+            chunk_position="last",
+        )
+        yield ChatGenerationChunk(message=last)
+
 
 def sample_local() -> KeyedLocalChatModel:
     """A local tier for ``langchain-hybrid eval --local-factory`` on the GSM8K sample.
@@ -72,3 +99,25 @@ def sample_local() -> KeyedLocalChatModel:
         },
         default=("I don't know.", -0.2),
     )
+
+
+def rag_local() -> KeyedLocalChatModel:
+    """A local tier for ``langchain-hybrid calibrate --local-factory`` on the SQuAD sample.
+
+    On the answerable questions of ``examples/data/squad2_rag_sample.jsonl`` it answers
+    with the accepted span, confidently (log-prob -0.05 a token); on the unanswerable ones
+    it guesses a wrong answer with low confidence (-2.5 a token). Half its answers are
+    right, and mean log-prob separates them perfectly.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "data" / "squad2_rag_sample.jsonl"
+    answers: dict[str, tuple[str, float]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["answerable"]:
+            answers[row["question"]] = (row["answers"][0], -0.05)
+        else:
+            answers[row["question"]] = ("Somewhere in the north", -2.5)
+    return KeyedLocalChatModel(answers=answers, default=("I don't know.", -0.2))
