@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import importlib.metadata
@@ -25,8 +26,10 @@ import importlib.util
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,15 +185,19 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    started = time.perf_counter()
+    # One line on stderr instead of transformers' progress bars: the pause has a reason.
+    _status(f"langchain-hybrid: converting {name} to safetensors once (first run) ...")
     try:
         folder, file_name = str(gguf_path.parent), gguf_path.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file_name)
-        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name)
-        # The weights are de-quantised in memory: drop the GGUF quantizer to save plain tensors.
-        model.hf_quantizer = None
-        model.config.__dict__.pop("quantization_config", None)
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        with _progress_bars(False), _gguf_progress_hidden():
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file_name)
+            model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name)
+            # The weights are de-quantised in memory: drop the GGUF quantizer, save plain tensors.
+            model.hf_quantizer = None
+            model.config.__dict__.pop("quantization_config", None)
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
         (staging / _COMPLETE_MARKER).write_text(str(gguf_path))
         try:
             staging.rename(target)
@@ -198,10 +205,45 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
             # Another process finished first; keep its copy.
             if not (target / _COMPLETE_MARKER).is_file():
                 raise
+    except BaseException:
+        _status(" failed\n")
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    _status(f" done in {time.perf_counter() - started:.0f} s, cached in {target.parent}\n")
     return target
+
+
+@contextlib.contextmanager
+def _gguf_progress_hidden() -> Iterator[None]:
+    """Hide transformers' "Converting and de-quantizing GGUF tensors" bar while converting.
+
+    That bar is a plain ``tqdm`` of ``transformers.modeling_gguf_pytorch_utils`` (not
+    routed through transformers' tqdm hook), so it is swapped for a disabled one and put
+    back afterwards.
+    """
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - depends on the transformers version
+        yield
+        return
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:  # pragma: no cover - depends on the transformers version
+        yield
+        return
+    setattr(gguf_utils, "tqdm", functools.partial(original, disable=True))  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(gguf_utils, "tqdm", original)  # noqa: B010
+
+
+def _status(text: str) -> None:
+    """Write a status line (or its end) to stderr at once; a closed stderr is ignored."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 def _source_for(spec: ModelSpec) -> tuple[str, str, dict[str, Any]]:

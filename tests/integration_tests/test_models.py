@@ -19,11 +19,16 @@ def test_unknown_model_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_conversion_happens_once_and_is_reused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(_models.CACHE_ENV_VAR, str(tmp_path))
     gguf = _models.embedded_gguf_path()
     folder = _models.convert_gguf(gguf, _models.DEFAULT_MODEL_NAME)
+    # The first run says what it is doing in one line; no library progress bars.
+    err = capfd.readouterr().err
+    assert err.startswith("langchain-hybrid: converting SmolLM2-135M-Instruct to safetensors")
+    assert err.count("\n") == 1 and " done in " in err, err
+    assert "Loading weights" not in err and "Writing model shards" not in err
     assert folder.parent == tmp_path / "models"
     assert (folder / "model.safetensors").is_file()
     assert (folder / "tokenizer.json").is_file()
@@ -41,4 +46,5 @@ def test_conversion_happens_once_and_is_reused(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == str(folder)
+    assert "converting" not in out.stderr
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
