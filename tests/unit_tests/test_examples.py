@@ -1,0 +1,69 @@
+"""The calibration example script and the demo's routing loop, with fake local models."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from langchain_hybrid import ChatHybrid, RoutingPolicy
+from tests.support.eval_fakes import rag_local
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+@pytest.fixture
+def examples_path() -> Iterator[None]:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def test_calibration_example_saves_a_policy_that_routes(
+    examples_path: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calibrate_sample = _module("calibrate_sample")
+    result = calibrate_sample.main(local=rag_local(), out_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert "the local model is right on 20 of 40" in out
+    assert "AUROC" in out and "held-out (5-fold cross-validation" in out
+    assert result.met
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    policy = RoutingPolicy.load(tmp_path / "policy.json")
+    assert policy == result.policy
+    assert policy.fitted_on is not None and policy.fitted_on["cloud"] == "assumed accuracy 0.85"
+    # The fake's first answer is a confident right span: kept local.
+    assert "first question: local (confident)" in out
+
+
+def test_demo_prints_attempt_confidence_reason_tier_and_the_table(
+    examples_path: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = _module("demo")
+    questions = [q for q in demo.demo_questions() if q[0] == "passage"]
+    assert [ex.answerable for _, ex in questions] == [True, True, True, False]
+    cloud = _module("offline_cloud").OfflineCloud.for_examples(ex for _, ex in questions)
+    policy = RoutingPolicy.load(EXAMPLES / "hybrid_policy.json")
+    llm = ChatHybrid(local=rag_local(), cloud=cloud, policy=policy)
+    outcomes = demo.run(llm, questions, "offline stand-in", lambda ex: cloud.replies[ex.question])
+    demo.complete_local(llm.local, outcomes)
+    out = capsys.readouterr().out
+    # The fake is confidently right on answerable questions and unsure on the other.
+    assert [o.tier for o in outcomes] == ["local", "local", "local", "cloud"]
+    assert out.count("local attempt: ") == 4
+    assert "needed; confident enough: kept local" in out
+    assert "answer from cloud (offline stand-in): 'The passage does not say.' -> right" in out
+    table = demo.table(outcomes)
+    assert "Hybrid" in table and "Cloud-only" in table and "Local-only" in table
+    assert "  4 / 4" in table.splitlines()[3]  # the hybrid is right on all four
+    assert "  3 / 4" in table.splitlines()[2]  # the local model alone on three
