@@ -892,11 +892,21 @@ def calibrate(
         )
     p = points[idx]
     scorer = _scorer_of(chosen.name, data, hedge)
+    threshold = float(p.threshold)
+    if isinstance(scorer, LogisticScorer):
+        # The point was chosen on out-of-fold scores; the scorer saved is refitted on all
+        # the data, whose scores sit on a slightly different scale. Keep the same answers
+        # local: the threshold that keeps the chosen number of answers under the refit.
+        threshold = _threshold_keeping(
+            _logistic_scores(scorer, data), data, chosen.finish_reasons, p.n_local, threshold
+        )
     policy = dataclasses.replace(
         base,
-        threshold=float(p.threshold),
+        threshold=threshold,
         scorer=scorer,
         escalate_finish_reasons=chosen.finish_reasons,
+        # The curve judged whole answers: early stops are only allowed once fitted.
+        early_escalation=EarlyEscalation(enabled=False),
         fitted_on=None,
     )
     early: dict[str, Any] = {}
@@ -905,7 +915,7 @@ def calibrate(
     kept = "" if p.kept_accuracy is None else f", kept-local accuracy {p.kept_accuracy:.3f}"
     length_rule = "length" in chosen.finish_reasons
     message = (
-        f"chose {chosen.name} (AUROC {_fmt(chosen.auroc)}), threshold {p.threshold:.4g}: "
+        f"chose {chosen.name} (AUROC {_fmt(chosen.auroc)}), threshold {threshold:.4g}: "
         f"cloud share {p.cloud_share:.3f}, expected accuracy {p.accuracy:.3f}{kept}, "
         f"${p.cost_per_query:.6f}/query (out-of-fold); finish_reason 'length' "
         f"{'escalates' if length_rule else 'is judged by the score'}"
@@ -918,6 +928,26 @@ def calibrate(
     return CalibrationResult(
         policy, curve, auroc, achieved, early, True, message, target.describe(), n, source
     )
+
+
+def _threshold_keeping(
+    scores: np.ndarray,
+    data: _Data,
+    finish_reasons: frozenset[str],
+    n_local: int,
+    default: float,
+) -> float:
+    """Return the threshold that keeps the ``n_local`` best-scoring keepable answers local."""
+    import numpy as np
+
+    keepable = np.sort(scores[~_escalating(data, finish_reasons)])[::-1]
+    if len(keepable) == 0:
+        return default
+    if n_local <= 0:
+        return float(keepable[0]) + 1.0
+    if n_local >= len(keepable):
+        return float(keepable[-1]) - 1.0
+    return float(keepable[n_local - 1] + keepable[n_local]) / 2.0
 
 
 def _round(v: Any) -> Any:

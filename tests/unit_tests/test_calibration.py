@@ -216,3 +216,30 @@ def test_cloud_outcomes_replayed_needs_graded_answers() -> None:
 
     with pytest.raises(CalibrationError, match="--cloud-accuracy"):
         CloudOutcomes.replayed([Example(id="1", question="q?", answers=("a",))], "gpt-4")
+
+
+def test_refitted_learned_scorer_keeps_the_chosen_share() -> None:
+    # Noisy features: the refitted scorer's scale differs from the out-of-fold one, yet
+    # the saved policy keeps local as many of the fitting answers as the chosen point.
+    rng = random.Random(5)
+    records = []
+    for i in range(300):
+        right = rng.random() < 0.4
+        lp = rng.gauss(-0.6 if right else -1.2, 0.6)
+        records.append(_record(i, right, lp, n=rng.randint(1, 6)))
+    for kw in ({"fit_early": False}, {"fit_early": True, "max_wrong_stops": 0.0}):
+        result = calibrate(records, target_cloud_rate=0.5, cloud=CloudOutcomes.assumed(0.9), **kw)
+        assert result.met and result.curve.chosen is not None
+        chosen = result.curve.points[result.curve.chosen]
+        escalated = [
+            result.policy.judge(r.answer, max_tokens=r.max_tokens, context=list(r.prompt)).escalate
+            for r in records
+        ]
+        assert sum(escalated) / len(records) == pytest.approx(chosen.cloud_share)
+    # Without a fitted early escalation, none stops answers the curve would keep.
+    assert (
+        calibrate(
+            records, target_cloud_rate=0.5, cloud=CloudOutcomes.assumed(0.9), fit_early=False
+        ).policy.early_escalation.enabled
+        is False
+    )
