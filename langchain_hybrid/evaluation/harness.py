@@ -54,7 +54,7 @@ from langchain_hybrid.routing.confidence import (
     available_scorers,
     scorer_from_config,
 )
-from langchain_hybrid.routing.policy import RoutingPolicy, Verdict, answer_text
+from langchain_hybrid.routing.policy import RoutingPolicy, Verdict, answer_text, prompt_text
 from langchain_hybrid.routing.rules import RoutingContext
 from langchain_hybrid.routing.stats import percentile
 
@@ -391,7 +391,13 @@ def scorer_aurocs(
     out: dict[str, float | None] = {}
     for name, scorer in scorers.items():
         scores = [
-            scorer.score(message_logprobs(r.answer), answer_text(r.answer)).score for r in records
+            scorer.score(
+                message_logprobs(r.answer),
+                answer_text(r.answer),
+                finish_reason=r.answer.response_metadata.get("finish_reason"),
+                prompt=prompt_text(list(r.prompt)),
+            ).score
+            for r in records
         ]
         if len(set(scores)) < 2:
             out[name] = None  # one score for all (e.g. margins without top_logprobs)
@@ -443,7 +449,8 @@ def _decide(record: LocalRecord, policy: RoutingPolicy) -> _Decision:
     pre = policy.pre_route(RoutingContext(list(record.prompt)))
     if pre is not None:
         return _Decision(pre.tier == "cloud", pre.reason, None)
-    verdict = policy.judge(record.answer, max_tokens=record.max_tokens)
+    # The request goes along, as on the live route: learned scorers read prompt features.
+    verdict = policy.judge(record.answer, max_tokens=record.max_tokens, context=list(record.prompt))
     return _Decision(verdict.escalate, verdict.reason, verdict)
 
 

@@ -314,3 +314,35 @@ def test_saved_records_are_reused_and_missing_ones_collected(
             prices=PRICES,
             max_tokens=24,
         )
+
+
+def test_hybrid_row_and_policy_auroc_read_the_prompt_like_the_live_route(
+    records: list[LocalRecord],
+) -> None:
+    # A learned scorer that keeps answers whose words appear in the prompt: only the
+    # declining RAG answer ("The passage does not say." over "The tower stands in
+    # Paris.") overlaps; the replay must pass the prompt, as the live route does.
+    from langchain_hybrid.routing.confidence import LogisticScorer
+
+    scorer = LogisticScorer({"context_overlap": 10.0, "mean_logprob": 0.1}, intercept=-1.0)
+    policy = RoutingPolicy(threshold=0.0, scorer=scorer)
+    report = evaluate(
+        EXAMPLES,
+        local=None,
+        policy=policy,
+        cloud_source=ReplayCloud("cloud-x"),
+        prices=PRICES,
+        max_tokens=24,
+        records=records,
+        progress=False,
+    )
+    kept = [
+        r.example_id
+        for r in records
+        if not policy.judge(r.answer, max_tokens=24, context=list(r.prompt)).escalate
+    ]
+    assert kept  # the replay with the prompt keeps some answers local
+    hybrid = report.row("hybrid")
+    assert hybrid is not None
+    assert hybrid.cloud_share == pytest.approx(1 - len(kept) / len(records))
+    assert report.auroc["policy"] is not None
