@@ -28,13 +28,12 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
-from offline_cloud import OfflineCloud, reference_reply
+from offline_cloud import OfflineCloud, is_right, reference_reply
 
 from langchain_hybrid import ChatHybrid, RoutingPolicy
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.evaluation.collect import prompt_for
 from langchain_hybrid.evaluation.datasets import load_dataset
-from langchain_hybrid.evaluation.graders import grade
 from langchain_hybrid.evaluation.records import Example
 
 HERE = Path(__file__).parent
@@ -47,8 +46,8 @@ PRICED_AS = "gpt-4o"  # the cloud's cost is estimated at GPT-4o's prices
 PLAIN = {
     "confident": "confident enough: kept local, no cloud call",
     "low_confidence": "not confident enough: sent to the cloud",
-    "early_abort": "the answer could no longer reach the threshold: generation stopped "
-    "early and the cloud answered",
+    "early_abort": "on course to miss the threshold: the local model was stopped early "
+    "and the cloud answered",
     "truncated": "the answer hit its token limit: sent to the cloud",
     "hedge": "the local model hedged ('I don't know'): sent to the cloud",
     "empty_answer": "the local model gave no answer: sent to the cloud",
@@ -75,6 +74,7 @@ class LocalAttempts(BaseCallbackHandler):
 
     def __init__(self) -> None:
         self.names: dict[UUID, str] = {}
+        self.tokens: dict[UUID, list[str]] = {}
         self.last: str = ""
 
     def on_chat_model_start(
@@ -87,9 +87,16 @@ class LocalAttempts(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         self.names[run_id] = name or ""
+        self.tokens[run_id] = []
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        self.tokens.setdefault(run_id, []).append(token)
+        if self.names.get(run_id) == "local":  # an early stop may end the run without an end
+            self.last = "".join(self.tokens[run_id])
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        if self.names.pop(run_id, "") == "local":
+        self.tokens.pop(run_id, None)
+        if self.names.pop(run_id, "") == "local" and response.generations[0][0].text:
             self.last = response.generations[0][0].text
 
 
@@ -122,6 +129,12 @@ def describe_confidence(routing: dict[str, Any], policy: RoutingPolicy) -> str:
     return f"confidence {score:.2f} {relation} threshold {threshold:.2f}"
 
 
+def demo_prices() -> PriceTable:
+    """Prices with the offline stand-in priced as GPT-4o, so costs are GPT-4o's estimates."""
+    table = PriceTable.default()
+    return table.merged({OfflineCloud.model_fields["model_name"].default: table[PRICED_AS]})
+
+
 def cloud_cost(prompt: Sequence[BaseMessage], reply: str, prices: PriceTable) -> float:
     n_in = sum(len(m.text) for m in prompt) // 4
     return prices.cost_of(PRICED_AS, n_in, max(1, len(reply) // 4))
@@ -148,7 +161,7 @@ def run(
         seconds = time.perf_counter() - t0
         r = answer.response_metadata["routing"]
         text = str(answer.content)
-        right = grade(text, ex)
+        right = is_right(text, ex)
         local_text = attempts.last if r["escalated"] else text
         stopped = r["early_abort"]
         out(f"[{i}/{len(questions)}] {kind}: {shorten(ex.question, 100)}")
@@ -168,8 +181,8 @@ def run(
                 tier=r["tier"],
                 right=right,
                 local_text=local_text,
-                local_right=None if stopped else grade(local_text, ex),
-                cloud_right=grade(reply, ex),
+                local_right=None if stopped else is_right(local_text, ex),
+                cloud_right=is_right(reply, ex),
                 cloud_cost=cloud_cost(prompt, reply, prices),
                 seconds=seconds,
             )
@@ -185,7 +198,8 @@ def complete_local(local: BaseChatModel, outcomes: Sequence[Outcome]) -> None:
     prompts: list[Any] = [list(prompt_for(o.example)) for o in todo]
     for o, prompt in zip(todo, prompts, strict=True):
         max_tokens = MATH_MAX_TOKENS if o.example.task == "math" else SHORT_MAX_TOKENS
-        o.local_right = grade(str(local.invoke(prompt, max_tokens=max_tokens).content), o.example)
+        full = local.invoke(prompt, max_tokens=max_tokens)
+        o.local_right = is_right(str(full.content), o.example)
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
@@ -217,9 +231,9 @@ def cloud_tier(questions: Sequence[tuple[str, Example]]) -> tuple[BaseChatModel,
 
         return ChatOpenAI(model="gpt-4o", temperature=0), "gpt-4o", "cloud: gpt-4o (live)"
     header = (
-        "cloud: offline stand-in for the cloud: the dataset's reference answers for the "
-        "passage\n       and closed-book questions, GPT-4's recorded answers for the maths "
-        "(set OPENAI_API_KEY for GPT-4o)"
+        "cloud: offline stand-in for the cloud: the dataset's reference answers for the\n"
+        "       passage and closed-book questions, GPT-4's recorded answers for the maths\n"
+        "       (set OPENAI_API_KEY to ask GPT-4o instead)"
     )
     return OfflineCloud.for_examples(ex for _, ex in questions), "offline stand-in", header
 
@@ -230,26 +244,29 @@ def main() -> None:
     start = time.perf_counter()
     questions = demo_questions()
     policy = RoutingPolicy.load(POLICY)
-    local = ChatTransformers()
+    # top_logprobs as in calibration: the learned scorer reads the top-1/top-2 margin.
+    local = ChatTransformers(top_logprobs=5)
     local.invoke("Hi", max_tokens=1)  # load (and on the first run convert) the model now
     cloud, cloud_label, header = cloud_tier(questions)
-    llm = ChatHybrid(local=local, cloud=cloud, policy=policy)
+    llm = ChatHybrid(local=local, cloud=cloud, policy=policy, prices=demo_prices())
     fitted = policy.fitted_on or {}
     achieved = fitted.get("achieved", {})
     print(f"local: {local.model_name} (ready in {time.perf_counter() - start:.1f} s)")
     print(header)
     print(
-        f"policy: {POLICY.name}, {fitted.get('scorer', policy.scorer.name)} scorer fitted for "
-        f"{fitted.get('target', '?')} on {fitted.get('n', '?')} answers of\n"
-        f"        {fitted.get('dataset', '?')}; held out there: "
-        f"{achieved.get('cloud_share', float('nan')):.0%} sent to the cloud, accuracy "
-        f"{achieved.get('accuracy', float('nan')):.0%} "
-        f"(cloud-only {achieved.get('cloud_only_accuracy', float('nan')):.0%})\n"
+        f"policy: {POLICY.name}, a {fitted.get('scorer', policy.scorer.name)} scorer fitted "
+        f"for {fitted.get('target', '?')}\n"
+        f"        on {fitted.get('n', '?')} answers of {fitted.get('dataset', '?')};\n"
+        f"        held out there: {achieved.get('cloud_share', float('nan')):.0%} sent to the "
+        f"cloud, accuracy {achieved.get('accuracy', float('nan')):.1%} (cloud-only "
+        f"{achieved.get('cloud_only_accuracy', float('nan')):.1%})\n"
     )
     outcomes = run(llm, questions, cloud_label, lambda ex: reference_reply(ex)[0])
     complete_local(local, outcomes)
     print(f"On these {len(outcomes)} questions (cost at {PRICED_AS} prices, estimated):")
     print(table(outcomes))
+    print("(Local-only: the local model's full answers; those the hybrid stopped early were")
+    print(" generated in full for this row. Hybrid: the answers above.)")
     print(f"\ndone in {time.perf_counter() - start:.0f} s")
 
 

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langchain_hybrid.evaluation.collect import DECLINE_SENTENCE
+from langchain_hybrid.evaluation.graders import grade
 from langchain_hybrid.evaluation.records import Example
 
 RECORDED_MODEL = "gpt-4-1106-preview"
@@ -26,10 +27,18 @@ def reference_reply(example: Example) -> tuple[str, str]:
     """Return ``(text, where it comes from)``: GPT-4's recorded answer or the reference."""
     recorded = example.recorded.get(RECORDED_MODEL)
     if recorded is not None:
-        return recorded.response, f"{RECORDED_MODEL}, recorded"
+        return recorded.text, f"{RECORDED_MODEL}, recorded"
     if example.answerable is False:
         return DECLINE_SENTENCE, "reference answer"
     return example.answers[0], "reference answer"
+
+
+def is_right(text: str, example: Example) -> bool:
+    """Grade an answer; GPT-4's recorded answer keeps the correctness it was recorded with."""
+    recorded = example.recorded.get(RECORDED_MODEL)
+    if recorded is not None and recorded.correct is not None and text == recorded.text:
+        return recorded.correct
+    return grade(text, example)
 
 
 class OfflineCloud(BaseChatModel):

@@ -53,17 +53,35 @@ def test_demo_prints_attempt_confidence_reason_tier_and_the_table(
     questions = [q for q in demo.demo_questions() if q[0] == "passage"]
     assert [ex.answerable for _, ex in questions] == [True, True, True, False]
     cloud = _module("offline_cloud").OfflineCloud.for_examples(ex for _, ex in questions)
-    policy = RoutingPolicy.load(EXAMPLES / "hybrid_policy.json")
-    llm = ChatHybrid(local=rag_local(), cloud=cloud, policy=policy)
+    # The demo's loop with a plain policy (the shipped one is fitted to the real model).
+    llm = ChatHybrid(
+        local=rag_local(),
+        cloud=cloud,
+        policy=RoutingPolicy(threshold=-0.5),
+        prices=demo.demo_prices(),
+    )
     outcomes = demo.run(llm, questions, "offline stand-in", lambda ex: cloud.replies[ex.question])
     demo.complete_local(llm.local, outcomes)
     out = capsys.readouterr().out
     # The fake is confidently right on answerable questions and unsure on the other.
     assert [o.tier for o in outcomes] == ["local", "local", "local", "cloud"]
     assert out.count("local attempt: ") == 4
-    assert "needed; confident enough: kept local" in out
+    assert "confidence -0.05 >= threshold -0.50; confident enough: kept local" in out
+    assert "confidence -2.50 < threshold -0.50; not confident enough: sent to the cloud" in out
     assert "answer from cloud (offline stand-in): 'The passage does not say.' -> right" in out
     table = demo.table(outcomes)
     assert "Hybrid" in table and "Cloud-only" in table and "Local-only" in table
     assert "  4 / 4" in table.splitlines()[3]  # the hybrid is right on all four
     assert "  3 / 4" in table.splitlines()[2]  # the local model alone on three
+
+
+def test_the_shipped_demo_policy_says_what_it_was_fitted_on() -> None:
+    policy = RoutingPolicy.load(EXAMPLES / "hybrid_policy.json")
+    fitted = policy.fitted_on
+    assert fitted is not None and fitted["met"] is True
+    assert fitted["n"] >= 500 and "demo questions left out" in fitted["dataset"]
+    assert (
+        "assumed accuracy" in fitted["cloud"] and "replayed gpt-4-1106-preview" in fitted["cloud"]
+    )
+    assert 0 < fitted["achieved"]["cloud_share"] < 1
+    assert policy.scorer.name == fitted["scorer"]
