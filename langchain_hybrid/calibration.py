@@ -119,6 +119,8 @@ _SINGLE: dict[str, Callable[[], ConfidenceScorer]] = {
     "margin": MarginScorer,
 }
 _CLOUD_ONLY_RULE = "calibration_cloud_only"
+#: The learned scorer is fitted only on at least this many right and this many wrong answers.
+MIN_CLASS_FOR_LEARNED = 10
 #: How far the cloud share of the chosen point may be from ``target_cloud_rate``.
 _SHARE_TOLERANCE = 0.05
 
@@ -635,6 +637,9 @@ def _candidates(data: _Data, splits: list[tuple[np.ndarray, np.ndarray]]) -> lis
             auroc = _auroc(data.y, scores)
             out.append(_Candidate(name, with_length, scores, auroc))
             out.append(_Candidate(name, without_length, scores, auroc))
+    minority = int(min(data.y.sum(), len(data.y) - data.y.sum()))
+    if minority < MIN_CLASS_FOR_LEARNED:
+        return out  # too few right (or wrong) answers to learn from: single scorers only
     oof = np.zeros(len(data.y))
     for train, test in splits:
         scorer = _fit_logistic(data.x[train], data.y[train], data.names)
@@ -727,6 +732,11 @@ class CalibrationResult:
         )
         for name, value in sorted(self.auroc.items(), key=lambda kv: -(kv[1] or 0)):
             lines.append(f"  {name:<14} {'-' if value is None else f'{value:.3f}'}")
+        if "logistic" not in self.auroc:
+            lines.append(
+                f"  (no learned scorer: it needs at least {MIN_CLASS_FOR_LEARNED} right and "
+                f"{MIN_CLASS_FOR_LEARNED} wrong local answers)"
+            )
         lines.append(self.message)
         a = self.achieved
         if a:

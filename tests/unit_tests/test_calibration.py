@@ -243,3 +243,14 @@ def test_refitted_learned_scorer_keeps_the_chosen_share() -> None:
         ).policy.early_escalation.enabled
         is False
     )
+
+
+def test_too_few_right_answers_fit_no_learned_scorer() -> None:
+    # 5 right answers in 200: a logistic regression on them would be noise.
+    records = [_record(i, i < 5, -0.1 if i < 5 else -0.1 - 0.01 * i) for i in range(200)]
+    result = calibrate(
+        records, target_cloud_rate=0.95, cloud=CloudOutcomes.assumed(0.8), min_local_accuracy=0
+    )
+    assert "logistic" not in result.auroc
+    assert "no learned scorer: it needs at least 10 right and 10 wrong" in result.report()
+    assert result.policy.scorer.name != "logistic"
