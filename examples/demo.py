@@ -191,15 +191,17 @@ def run(
 
 
 def complete_local(local: BaseChatModel, outcomes: Sequence[Outcome]) -> None:
-    """Local-only needs full local answers: generate those the hybrid stopped early."""
-    todo = [o for o in outcomes if o.local_right is None]
-    if not todo:
-        return
-    prompts: list[Any] = [list(prompt_for(o.example)) for o in todo]
-    for o, prompt in zip(todo, prompts, strict=True):
-        max_tokens = MATH_MAX_TOKENS if o.example.task == "math" else SHORT_MAX_TOKENS
-        full = local.invoke(prompt, max_tokens=max_tokens)
-        o.local_right = is_right(str(full.content), o.example)
+    """Local-only needs full local answers: generate those the hybrid stopped early.
+
+    One batched generation per token limit (ChatTransformers decodes a batch together).
+    """
+    for task, max_tokens in (("math", MATH_MAX_TOKENS), ("short", SHORT_MAX_TOKENS)):
+        todo = [o for o in outcomes if o.local_right is None and o.example.task == task]
+        if not todo:
+            continue
+        prompts: list[Any] = [list(prompt_for(o.example)) for o in todo]
+        for o, full in zip(todo, local.batch(prompts, max_tokens=max_tokens), strict=True):
+            o.local_right = is_right(str(full.content), o.example)
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
