@@ -89,8 +89,8 @@ class LocalAttempts(BaseCallbackHandler):
         self.names[run_id] = name or ""
         self.tokens[run_id] = []
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        self.tokens.setdefault(run_id, []).append(token)
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self.tokens.setdefault(run_id, []).append(str(token))
         if self.names.get(run_id) == "local":  # an early stop may end the run without an end
             self.last = "".join(self.tokens[run_id])
 
@@ -263,7 +263,13 @@ def main() -> None:
         f"cloud, accuracy {achieved.get('accuracy', float('nan')):.1%} (cloud-only "
         f"{achieved.get('cloud_only_accuracy', float('nan')):.1%})\n"
     )
-    outcomes = run(llm, questions, cloud_label, lambda ex: reference_reply(ex)[0])
+
+    def cloud_reply(ex: Example) -> str:  # the cloud's answer where the hybrid kept local
+        if isinstance(cloud, OfflineCloud):
+            return reference_reply(ex)[0]
+        return str(cloud.invoke(list(prompt_for(ex))).content)
+
+    outcomes = run(llm, questions, cloud_label, cloud_reply)
     complete_local(local, outcomes)
     print(f"On these {len(outcomes)} questions (cost at {PRICED_AS} prices, estimated):")
     print(table(outcomes))
