@@ -160,9 +160,7 @@ def _measure(w: Workload, args: argparse.Namespace) -> dict[str, Any]:
             accuracy_policy = fit.policy
     assert accuracy_policy is not None
     held_out = [w.examples[r.example_id] for r in b]
-    source = (
-        ReplayCloud(args.cloud_replay) if w.replay else AssumedCloud(cloud.accuracy or 0.0)
-    )
+    source = ReplayCloud(args.cloud_replay) if w.replay else AssumedCloud(cloud.accuracy or 0.0)
     report = evaluate(
         held_out,
         local=None,
