@@ -59,7 +59,7 @@ from langchain_hybrid.errors import (
 from langchain_hybrid.logprobs import logprob_entries, message_logprobs
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
-from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
+from langchain_hybrid.routing.rules import Redaction, RoutingContext, RuleOutcome
 
 __all__ = [
     "END",
@@ -215,6 +215,8 @@ class Route:
         find_message: where the answer message is in a tier's output.
         prices: for the decision's cost figures.
         local_label, cloud_label: model names to price by when an answer names none.
+        redaction: what the policy's redacting privacy rules found; the host sends the
+            cloud tier the redacted request, and the decision notes it.
     """
 
     policy: RoutingPolicy
@@ -227,6 +229,7 @@ class Route:
     prices: PriceTable = field(default_factory=PriceTable.default)
     local_label: str = ""
     cloud_label: str = ""
+    redaction: Redaction | None = None
 
 
 @dataclass
@@ -452,7 +455,16 @@ def _decision(route: Route, trip: _Trip) -> RouteDecision:
         error=_error_text(trip),
         finish_reason=verdict.finish_reason if verdict is not None else None,
         usage=dict(usage) if usage else None,
+        privacy=_privacy_note(route, trip),
     )
+
+
+def _privacy_note(route: Route, trip: _Trip) -> dict[str, Any] | None:
+    """Return the decision's ``privacy`` field: which privacy rule fired, how, and on what."""
+    pre = trip.pre
+    if pre is not None and pre.detectors:
+        return {"rule": pre.rule_name, "action": "local", "detectors": list(pre.detectors)}
+    return route.redaction.note() if route.redaction is not None else None
 
 
 def _error_text(trip: _Trip) -> str | None:
