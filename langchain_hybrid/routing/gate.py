@@ -33,7 +33,7 @@ from langchain_hybrid.routing.route import (
     route_flow,
     run,
 )
-from langchain_hybrid.routing.rules import PrivacyRule, Redaction, RoutingContext
+from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext
 from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
 
 __all__ = ["DEFAULT_THRESHOLD", "ConfidenceGate", "find_message"]
@@ -175,11 +175,15 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
     # ------------------------------------------------------------------ the route
 
-    def _route(
-        self, input: Any, redaction: Redaction | None, context: RoutingContext, *, streaming: bool
-    ) -> Flow:
+    def _start(
+        self, input: Any, config: RunnableConfig, run_manager: Any, *, streaming: bool
+    ) -> tuple[Flow, _GateTiers]:
+        """Set up one call's flow and tier calls (shared by every driver)."""
+        policy = self.routing_policy
+        context = RoutingContext.from_input(input)
+        redaction = policy.redaction(context)
         route = Route(
-            policy=self.routing_policy,
+            policy=policy,
             context=context,
             local_streams=False,
             streaming=streaming,
@@ -189,18 +193,9 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             cloud_label=model_label(self.fallback),
             redaction=redaction,
         )
-        return route_flow(route)
-
-    def _start(
-        self, input: Any, config: RunnableConfig, run_manager: Any, *, streaming: bool
-    ) -> tuple[Flow, _GateTiers]:
-        """Set up one call's flow and tier calls (shared by every driver)."""
-        context = RoutingContext.from_input(input)
-        redaction = self.routing_policy.redaction(context)
-        flow = self._route(input, redaction, context, streaming=streaming)
         fallback_input = redaction.value(input) if redaction is not None else input
         tiers = _GateTiers(self.primary, self.fallback, input, config, run_manager, fallback_input)
-        return flow, tiers
+        return route_flow(route), tiers
 
     def _attach(self, output: Any, decision: RouteDecision) -> Any:
         if isinstance(output, AIMessage):
