@@ -598,7 +598,11 @@ class ChatHybrid(BaseChatModel):
         stop = stop if stop is not None else self.stop
         max_tokens = kwargs.get("max_tokens", getattr(self.local, "max_tokens", None))
         policy = self.routing_policy
-        context = RoutingContext(messages, count_tokens=self._token_counter())
+        context = RoutingContext(
+            messages,
+            count_tokens=self._token_counter(),
+            metadata=getattr(callbacks, "inheritable_metadata", None),
+        )
         redaction = policy.redaction(context)
         route = Route(
             policy=policy,

@@ -73,6 +73,8 @@ class RoutingContext:
     """What pre-routing rules see: the messages and, optionally, a prompt token counter.
 
     Without ``count_tokens`` the prompt length is estimated as one token per 4 characters.
+    ``metadata`` is the run's metadata (``config={"metadata": {...}}``), e.g. the user id
+    an :class:`~langchain_hybrid.routing.adaptive.AdaptiveThreshold` keys its windows by.
 
     Example:
         >>> RoutingContext([HumanMessage("12345678")]).prompt_tokens()
@@ -81,6 +83,7 @@ class RoutingContext:
 
     messages: list[BaseMessage]
     count_tokens: Callable[[list[BaseMessage]], int] | None = None
+    metadata: Mapping[str, Any] | None = None
 
     @classmethod
     def from_input(cls, value: Any) -> RoutingContext:
