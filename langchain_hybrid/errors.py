@@ -185,3 +185,16 @@ class DatasetError(LangChainHybridError, ValueError):
         ...     print(str(e).split(":", 2)[1])
         1
     """
+
+
+class MissingDependencyError(LangChainHybridError, ImportError):
+    """An optional dependency is needed for what was asked; the message says what to install."""
+
+
+class LocalToolCallUnavailableError(LangChainHybridError, RuntimeError):
+    """A request must stay local, needs a tool call, and the local tier cannot call tools.
+
+    Raised when a local-only rule (privacy, ``ForceLocalRule``) keeps a request on a local
+    model that cannot call tools while ``tool_choice`` (e.g. ``with_structured_output``)
+    requires a tool call. Without a required tool call the local tier answers without tools.
+    """

@@ -37,6 +37,7 @@ from langchain_hybrid._callbacks import (
     routed_run,
 )
 from langchain_hybrid.costs import PriceTable
+from langchain_hybrid.errors import LocalToolCallUnavailableError
 from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
@@ -56,7 +57,7 @@ from langchain_hybrid.routing.route import (
     route_flow,
     run,
 )
-from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
+from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext, RuleOutcome
 from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
 
 _T = TypeVar("_T")
@@ -81,9 +82,15 @@ class ChatHybrid(BaseChatModel):
     carries the call's decision (``error.decision``).
 
     Every routing setting lives in one :class:`~langchain_hybrid.RoutingPolicy`
-    (``policy``); ``threshold=`` and ``scorer=`` are shorthands that override the
-    policy's, in this instance and in its copies (``llm.model_copy(update={"threshold":
-    -1.0})`` routes with -1.0). ``llm.routing_policy`` is the policy in force.
+    (``policy``); ``threshold=``, ``scorer=`` and ``privacy=`` are shorthands that
+    override the policy's, in this instance and in its copies
+    (``llm.model_copy(update={"threshold": -1.0})`` routes with -1.0).
+    ``llm.routing_policy`` is the policy in force.
+
+    Privacy is on by default: a request holding an e-mail address, phone number, payment
+    card, US SSN, IBAN or IP address anywhere in its messages is answered by the local
+    tier only (reason ``privacy_forced_local``); see
+    :class:`~langchain_hybrid.routing.rules.PrivacyRule`.
 
     Every answer carries the decision in ``response_metadata["routing"]`` (a
     :class:`~langchain_hybrid.routing.RouteDecision` as a dict); the same dict is sent
@@ -112,6 +119,11 @@ class ChatHybrid(BaseChatModel):
             Overrides the policy's threshold.
         scorer: ConfidenceScorer | None
             Overrides the policy's scorer.
+        privacy: PrivacyRule | bool | list | None
+            Overrides the policy's privacy rule: False turns it off, a list of detector
+            names (or patterns, functions) keeps those detectors,
+            ``PrivacyRule(action="redact")`` lets such requests escalate with the data
+            replaced by placeholders (``[EMAIL]``).
         temperature, max_tokens, stop: float | None, int | None, list[str] | None
             Generation settings sent to both tiers with every call (None: each tier's
             own). Client settings (``max_retries``, keys) belong to the tiers; other
@@ -178,7 +190,9 @@ class ChatHybrid(BaseChatModel):
             llm_with_tools.invoke("What's the weather in Paris?").tool_calls
             # Tools are bound on both tiers; a local model that cannot call tools
             # sends such requests to the cloud (reason "local_unsupported"), unless a
-            # force-local rule keeps them local.
+            # force-local or privacy rule keeps them local: then the local model
+            # answers without tools, or, when tool_choice requires a tool call (as
+            # with_structured_output does), LocalToolCallUnavailableError is raised.
 
     Structured output:
         .. code-block:: python
@@ -223,6 +237,10 @@ class ChatHybrid(BaseChatModel):
 
     scorer: ConfidenceScorer | None = None
     """Overrides the policy's scorer (a shorthand; see ``routing_policy``)."""
+
+    privacy: PrivacyRule | bool | list[Any] | None = None
+    """Overrides the policy's privacy rule: False off, True the default, a list of detectors,
+    or a ``PrivacyRule`` (a shorthand; see ``routing_policy``)."""
 
     prices: PriceTable = Field(default_factory=PriceTable.default)
     """Prices per model in USD, for the decision's cost figures."""
@@ -272,6 +290,7 @@ class ChatHybrid(BaseChatModel):
     _bound_cloud: Runnable[LanguageModelInput, BaseMessage] | None = PrivateAttr(default=None)
     _local_serves_tools: bool = PrivateAttr(default=True)
     _tools_key: dict[str, Any] | None = PrivateAttr(default=None)
+    _tool_call_required: bool = PrivateAttr(default=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -294,7 +313,7 @@ class ChatHybrid(BaseChatModel):
 
     @property
     def routing_policy(self) -> RoutingPolicy:
-        """The policy in force: ``policy`` with the ``threshold``/``scorer`` overrides.
+        """The policy in force: ``policy`` with the ``threshold``/``scorer``/``privacy`` overrides.
 
         Example:
             >>> from langchain_core.language_models import FakeListChatModel
@@ -303,8 +322,12 @@ class ChatHybrid(BaseChatModel):
             >>> llm.routing_policy.threshold, llm.model_copy(
             ...     update={"threshold": -2.0}).routing_policy.threshold
             (-1.0, -2.0)
+            >>> llm.model_copy(update={"privacy": False}).routing_policy.privacy is None
+            True
         """
-        return self.policy.override(threshold=self.threshold, scorer=self.scorer)
+        return self.policy.override(
+            threshold=self.threshold, scorer=self.scorer, privacy=self.privacy
+        )
 
     # ------------------------------------------------------------------ metadata
 
@@ -372,6 +395,7 @@ class ChatHybrid(BaseChatModel):
             copy._bound_local = None
             copy._local_serves_tools = False
         copy._bound_cloud = self.cloud.bind_tools(tools, **extra, **kwargs)
+        copy._tool_call_required = _requires_tool_call(tool_choice)
         copy._tools_key = {
             "tools": [_tool_key(t) for t in tools],
             "tool_choice": tool_choice,
@@ -573,9 +597,16 @@ class ChatHybrid(BaseChatModel):
         timeout = kwargs.pop("timeout", self.timeout)  # checked with the other options
         stop = stop if stop is not None else self.stop
         max_tokens = kwargs.get("max_tokens", getattr(self.local, "max_tokens", None))
+        policy = self.routing_policy
+        context = RoutingContext(
+            messages,
+            count_tokens=self._token_counter(),
+            metadata=getattr(callbacks, "inheritable_metadata", None),
+        )
+        redaction = policy.redaction(context)
         route = Route(
-            policy=self.routing_policy,
-            context=RoutingContext(messages, count_tokens=self._token_counter()),
+            policy=policy,
+            context=context,
             capability=None if self._local_serves_tools else _CANNOT_CALL_TOOLS,
             local_streams=True,
             streaming=streaming,
@@ -586,6 +617,7 @@ class ChatHybrid(BaseChatModel):
             guards=tuple(g for g in (self.circuit_breaker, self.budget) if g is not None),
             raise_on=self.raise_on_cloud_errors,
             deadline=time.monotonic() + timeout if timeout is not None else None,
+            redaction=redaction,
         )
         tiers = _Tiers(
             local=self._bound_local or self.local,
@@ -594,8 +626,23 @@ class ChatHybrid(BaseChatModel):
             stop=stop,
             kwargs=kwargs,
             callbacks=callbacks,
+            cloud_messages=redaction.messages(messages) if redaction is not None else messages,
+            local_refusal=self._local_refusal(),
         )
         return route_flow(route), tiers
+
+    def _local_refusal(self) -> Exception | None:
+        """Return the error a local call raises when it must make a tool call it cannot make."""
+        if self._local_serves_tools or not self._tool_call_required:
+            return None
+        return LocalToolCallUnavailableError(
+            "This request was kept on the local tier by a local-only rule (privacy or "
+            "ForceLocalRule; see the rule in the decision), the local model cannot call "
+            "tools, and tool_choice requires a tool call (with_structured_output does). "
+            "Use a local model that can call tools, redact instead of keeping it local "
+            '(privacy=PrivacyRule(action="redact")), or bind the tools without a '
+            "required tool_choice."
+        )
 
     def _token_counter(self) -> Callable[[list[BaseMessage]], int] | None:
         # Count with the local tokenizer when the local model has one of its own; other
@@ -709,9 +756,17 @@ class _Tiers:
     stop: list[str] | None
     kwargs: dict[str, Any]
     callbacks: CallbackManager | AsyncCallbackManager | None
+    cloud_messages: list[BaseMessage]
+    """What the cloud tier receives: ``messages``, redacted when a privacy rule says so."""
+    local_refusal: Exception | None = None
 
     def _runnable(self, tier: Tier) -> Runnable[LanguageModelInput, BaseMessage]:
+        if tier == "local" and self.local_refusal is not None:
+            raise self.local_refusal
         return self.local if tier == "local" else self.cloud
+
+    def _messages(self, tier: Tier) -> list[BaseMessage]:
+        return self.messages if tier == "local" else self.cloud_messages
 
     def _config(self, tier: Tier) -> RunnableConfig:
         return {"callbacks": self.callbacks, "run_name": tier}
@@ -724,24 +779,30 @@ class _Tiers:
     def call(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
         with nested(self.callbacks):
             return self._runnable(tier).invoke(
-                self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
+                self._messages(tier),
+                self._config(tier),
+                stop=self.stop,
+                **self._kwargs(tier, timeout),
             )
 
     def stream(self, tier: Tier, timeout: float | None = None) -> Iterator[BaseMessage]:
         chunks = self._runnable(tier).stream(
-            self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
+            self._messages(tier), self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
         )
         return iter_nested(chunks, self.callbacks)
 
     async def acall(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
         with nested(self.callbacks):
             return await self._runnable(tier).ainvoke(
-                self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
+                self._messages(tier),
+                self._config(tier),
+                stop=self.stop,
+                **self._kwargs(tier, timeout),
             )
 
     def astream(self, tier: Tier, timeout: float | None = None) -> AsyncIterator[BaseMessage]:
         chunks = self._runnable(tier).astream(
-            self.messages, self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
+            self._messages(tier), self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
         )
         return aiter_nested(chunks, self.callbacks)
 
@@ -841,6 +902,13 @@ def _with_cloud_logprobs(cloud: BaseChatModel) -> BaseChatModel:
     if isinstance(cloud, ChatOpenAI) and cloud.logprobs is None:
         return cloud.model_copy(update={"logprobs": True})
     return cloud
+
+
+def _requires_tool_call(tool_choice: Any) -> bool:
+    """Whether ``tool_choice`` forces a tool call ("any", "required", a tool's name, ...)."""
+    if tool_choice is None or tool_choice is False:
+        return False
+    return not (isinstance(tool_choice, str) and tool_choice in ("auto", "none"))
 
 
 def _tool_key(tool: Any) -> Any:

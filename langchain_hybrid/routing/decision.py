@@ -33,6 +33,7 @@ RouteReason = Literal[
     "no_logprobs",
     "early_abort",
     "rule_force_local",
+    "privacy_forced_local",
     "rule_force_cloud",
     "context_too_long",
     "local_unsupported",
@@ -85,43 +86,45 @@ class RouteDecision:
 
     ``reason`` is one of ``ROUTE_REASONS``:
 
-    ====================  ==========================================================
-    reason                meaning
-    ====================  ==========================================================
-    ``confident``         local answer scored at or above the threshold; kept
-    ``low_confidence``    local answer scored below the threshold; escalated
-    ``hedge``             local answer contained a hedging phrase; escalated
-    ``unknown_token``     local answer contained an unknown token; escalated
-    ``empty_answer``      local answer was empty; escalated
-    ``no_logprobs``       local tier gave no usable log-probs; escalated
-    ``early_abort``       local generation was stopped early (hopeless); escalated
-    ``rule_force_local``  a pre-routing rule (``rule``) sent it to the local tier
-    ``rule_force_cloud``  a pre-routing rule (``rule``) sent it to the cloud tier
-    ``context_too_long``  the prompt exceeds the local context limit; sent to cloud
-    ``local_unsupported`` the local tier cannot serve the request (tools it cannot
-                          call, non-text content); sent to cloud
-    ``local_error``       the local tier raised an error; sent to cloud
-    ``truncated``         the local answer was cut off by its token limit
-                          (``finish_reason="length"``); escalated
-    ``unfinished``        the local answer did not finish naturally (``timeout``,
-                          ``cancelled``: the policy's ``escalate_finish_reasons``);
-                          escalated
-    ``cloud_error``       the cloud was wanted but failed (server error, rate limit
-                          after the client's retries, dropped connection, malformed
-                          reply); the local answer was returned (``degraded``)
-    ``cloud_timeout``     the cloud timed out, or the call's deadline left it no time;
-                          the local answer was returned (``degraded``)
-    ``cloud_auth_error``  the cloud refused the credentials (401/403); local answer
-                          returned (``degraded``), a warning logged once per model
-    ``cloud_bad_request`` the cloud rejected the request (400/404/422); local answer
-                          returned (``degraded``), a warning logged once per model
-    ``cloud_stream_broken`` the cloud's stream broke after part of its answer was
-                          shown, or ended without a finish reason
-    ``cloud_circuit_open`` the cloud failed repeatedly and its circuit breaker is
-                          open; the cloud was skipped, the local answer returned
-    ``budget_exhausted``  the cloud budget is spent; the cloud was skipped, the local
-                          answer returned
-    ====================  ==========================================================
+    ========================  ==========================================================
+    reason                    meaning
+    ========================  ==========================================================
+    ``confident``             local answer scored at or above the threshold; kept
+    ``low_confidence``        local answer scored below the threshold; escalated
+    ``hedge``                 local answer contained a hedging phrase; escalated
+    ``unknown_token``         local answer contained an unknown token; escalated
+    ``empty_answer``          local answer was empty; escalated
+    ``no_logprobs``           local tier gave no usable log-probs; escalated
+    ``early_abort``           local generation was stopped early (hopeless); escalated
+    ``rule_force_local``      a pre-routing rule (``rule``) sent it to the local tier
+    ``privacy_forced_local``  the privacy rule (``rule``) found data that must stay
+                              local (detectors in ``privacy``); answered locally only
+    ``rule_force_cloud``      a pre-routing rule (``rule``) sent it to the cloud tier
+    ``context_too_long``      the prompt exceeds the local context limit; sent to cloud
+    ``local_unsupported``     the local tier cannot serve the request (tools it cannot
+                              call, non-text content); sent to cloud
+    ``local_error``           the local tier raised an error; sent to cloud
+    ``truncated``             the local answer was cut off by its token limit
+                              (``finish_reason="length"``); escalated
+    ``unfinished``            the local answer did not finish naturally (``timeout``,
+                              ``cancelled``: the policy's ``escalate_finish_reasons``);
+                              escalated
+    ``cloud_error``           the cloud was wanted but failed (server error, rate limit
+                              after the client's retries, dropped connection, malformed
+                              reply); the local answer was returned (``degraded``)
+    ``cloud_timeout``         the cloud timed out, or the call's deadline left it no
+                              time; the local answer was returned (``degraded``)
+    ``cloud_auth_error``      the cloud refused the credentials (401/403); local answer
+                              returned (``degraded``), a warning logged once per model
+    ``cloud_bad_request``     the cloud rejected the request (400/404/422); local answer
+                              returned (``degraded``), a warning logged once per model
+    ``cloud_stream_broken``   the cloud's stream broke after part of its answer was
+                              shown, or ended without a finish reason
+    ``cloud_circuit_open``    the cloud failed repeatedly and its circuit breaker is
+                              open; the cloud was skipped, the local answer returned
+    ``budget_exhausted``      the cloud budget is spent; the cloud was skipped, the
+                              local answer returned
+    ========================  ==========================================================
 
     ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud
     tier was asked after a local attempt; ``degraded`` is True when the cloud was wanted but
@@ -138,7 +141,9 @@ class RouteDecision:
     ``total_tokens``), or None when that tier reported none. ``cached`` is True when the
     answer came from LangChain's cache: nothing was called, nothing was spent
     (``cost_usd`` 0, no latencies), and ``cost_avoided_usd`` is what the call would have
-    cost in the cloud.
+    cost in the cloud. ``privacy`` is set when a privacy rule fired: ``{"rule": name,
+    "action": "local" | "redact", "detectors": [names]}`` (names of detectors, never the
+    data); with ``"redact"`` the cloud, if asked, received placeholders instead.
     Non-finite numbers are clamped (NaN and -inf become -100.0, +inf 1e300) and the text
     fields are coerced with ``str`` (so ``error=exc`` works): ``json.dumps(d.as_dict())``
     always works.
@@ -172,6 +177,7 @@ class RouteDecision:
     cached: bool = False
     escalation_reason: RouteReason | None = None
     failed: bool = False
+    privacy: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_route(self.tier, self.reason)
@@ -192,6 +198,10 @@ class RouteDecision:
             if not isinstance(self.usage, Mapping):
                 raise ValueError(f"usage must be a mapping or None, got {self.usage!r}")
             object.__setattr__(self, "usage", json.loads(json.dumps(dict(self.usage))))
+        if self.privacy is not None:
+            if not isinstance(self.privacy, Mapping):
+                raise ValueError(f"privacy must be a mapping or None, got {self.privacy!r}")
+            object.__setattr__(self, "privacy", json.loads(json.dumps(dict(self.privacy))))
         for name in ("escalated", "degraded", "early_abort", "cached", "failed"):
             object.__setattr__(self, name, bool(getattr(self, name)))
         tokens = self.local_output_tokens
@@ -209,6 +219,7 @@ class RouteDecision:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["features"] = dict(self.features)
         values["usage"] = copy.deepcopy(self.usage)
+        values["privacy"] = copy.deepcopy(self.privacy)
         return values
 
     def as_cached(self) -> RouteDecision:

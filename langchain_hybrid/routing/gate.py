@@ -38,7 +38,7 @@ from langchain_hybrid.routing.route import (
     route_flow,
     run,
 )
-from langchain_hybrid.routing.rules import RoutingContext
+from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext
 from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
 
 __all__ = ["DEFAULT_THRESHOLD", "ConfidenceGate", "find_message"]
@@ -97,8 +97,15 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     as the ``hybrid_route`` callback event, and written to the LangSmith run's metadata.
     The calls are child runs named ``primary`` and ``fallback``.
 
-    ``threshold=`` and ``scorer=`` override the policy's (``routing_policy`` is the
-    policy in force).
+    ``threshold=``, ``scorer=`` and ``privacy=`` override the policy's
+    (``routing_policy`` is the policy in force).
+
+    The policy's privacy rule (on by default) scans the text the rules see (strings,
+    messages, prompt values, and every value of a dict or list input): data it detects
+    keeps the call on the primary. With ``PrivacyRule(action="redact")`` the fallback
+    receives the input with detected values replaced by placeholders: strings, messages,
+    prompt values and documents, also inside dicts and lists; other objects in the input
+    are passed as they are.
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -129,6 +136,9 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Overrides the policy's threshold."""
 
+    privacy: PrivacyRule | bool | list[Any] | None = None
+    """Overrides the policy's privacy rule (False off, a list of detectors, a PrivacyRule)."""
+
     message_key: str | None = None
     """Key of the answer message in a dict output (default: the first message value)."""
 
@@ -154,6 +164,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         threshold: float | None = None,
         policy: RoutingPolicy | None = None,
         message_key: str | None = None,
+        privacy: PrivacyRule | bool | list[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         """Build the gate; ``primary`` and ``fallback`` may be given positionally."""
@@ -163,6 +174,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             "scorer": scorer,
             "threshold": threshold,
             "message_key": message_key,
+            "privacy": privacy,
         }
         if policy is not None:
             values["policy"] = policy
@@ -170,16 +182,24 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
     @property
     def routing_policy(self) -> RoutingPolicy:
-        """The policy in force: ``policy`` with the ``threshold``/``scorer`` overrides."""
-        return self.policy.override(threshold=self.threshold, scorer=self.scorer)
+        """The policy in force: ``policy`` with the threshold/scorer/privacy overrides."""
+        return self.policy.override(
+            threshold=self.threshold, scorer=self.scorer, privacy=self.privacy
+        )
 
     # ------------------------------------------------------------------ the route
 
-    def _route(self, input: Any, *, streaming: bool) -> Flow:
+    def _start(
+        self, input: Any, config: RunnableConfig, run_manager: Any, *, streaming: bool
+    ) -> tuple[Flow, _GateTiers]:
+        """Set up one call's flow and tier calls (shared by every driver)."""
         _check_input(input)
+        policy = self.routing_policy
+        context = RoutingContext.from_input(input)
+        redaction = policy.redaction(context)
         route = Route(
-            policy=self.routing_policy,
-            context=RoutingContext.from_input(input),
+            policy=policy,
+            context=context,
             local_streams=False,
             streaming=streaming,
             find_message=functools.partial(find_message, key=self.message_key),
@@ -188,11 +208,11 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
             cloud_label=model_label(self.fallback),
             guards=tuple(g for g in (self.circuit_breaker, self.budget) if g is not None),
             raise_on=self.raise_on_cloud_errors,
+            redaction=redaction,
         )
-        return route_flow(route)
-
-    def _tiers(self, input: Any, config: RunnableConfig, run_manager: Any) -> _GateTiers:
-        return _GateTiers(self.primary, self.fallback, input, config, run_manager)
+        fallback_input = redaction.value(input) if redaction is not None else input
+        tiers = _GateTiers(self.primary, self.fallback, input, config, run_manager, fallback_input)
+        return route_flow(route), tiers
 
     def _attach(self, output: Any, decision: RouteDecision) -> Any:
         if isinstance(output, AIMessage):
@@ -239,7 +259,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     def _invoke(
         self, input: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
-        routed = run(self._route(input, streaming=False), self._tiers(input, config, run_manager))
+        routed = run(*self._start(input, config, run_manager, streaming=False))
         publish(run_manager, routed.decision)
         if routed.error is not None:
             raise routed.error
@@ -260,8 +280,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         config: RunnableConfig,
     ) -> Iterator[Any]:
         final = merge_chunks(list(inputs))
-        tiers = self._tiers(final, config, run_manager)
-        with closing(drive(self._route(final, streaming=True), tiers)) as items:
+        with closing(drive(*self._start(final, config, run_manager, streaming=True))) as items:
             for item in items:
                 if not isinstance(item, Routed):
                     yield item
@@ -296,8 +315,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     async def _ainvoke(
         self, input: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
-        tiers = self._tiers(input, config, run_manager)
-        routed = await arun(self._route(input, streaming=False), tiers)
+        routed = await arun(*self._start(input, config, run_manager, streaming=False))
         await apublish(run_manager, routed.decision)
         if routed.error is not None:
             raise routed.error
@@ -318,8 +336,8 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         config: RunnableConfig,
     ) -> AsyncIterator[Any]:
         final = merge_chunks([chunk async for chunk in inputs])
-        tiers = self._tiers(final, config, run_manager)
-        async with aclosing(adrive(self._route(final, streaming=True), tiers)) as items:
+        flow, tiers = self._start(final, config, run_manager, streaming=True)
+        async with aclosing(adrive(flow, tiers)) as items:
             async for item in items:
                 if not isinstance(item, Routed):
                     yield item
@@ -378,6 +396,8 @@ class _GateTiers:
     input: Any
     config: RunnableConfig
     run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun
+    fallback_input: Any
+    """What the fallback receives: ``input``, redacted when a privacy rule says so."""
 
     def _config(self, tier: Tier) -> RunnableConfig:
         return patch_config(
@@ -387,16 +407,19 @@ class _GateTiers:
     def _runnable(self, tier: Tier) -> Runnable[Any, Any]:
         return self.primary if tier == "local" else self.fallback
 
+    def _input(self, tier: Tier) -> Any:
+        return self.input if tier == "local" else self.fallback_input
+
     # The gate sets no deadline (any runnable has its own timeouts): ``timeout`` is None.
 
     def call(self, tier: Tier, timeout: float | None = None) -> Any:
-        return self._runnable(tier).invoke(self.input, self._config(tier))
+        return self._runnable(tier).invoke(self._input(tier), self._config(tier))
 
     def stream(self, tier: Tier, timeout: float | None = None) -> Iterator[Any]:
-        return self._runnable(tier).stream(self.input, self._config(tier))
+        return self._runnable(tier).stream(self._input(tier), self._config(tier))
 
     async def acall(self, tier: Tier, timeout: float | None = None) -> Any:
-        return await self._runnable(tier).ainvoke(self.input, self._config(tier))
+        return await self._runnable(tier).ainvoke(self._input(tier), self._config(tier))
 
     def astream(self, tier: Tier, timeout: float | None = None) -> AsyncIterator[Any]:
-        return self._runnable(tier).astream(self.input, self._config(tier))
+        return self._runnable(tier).astream(self._input(tier), self._config(tier))

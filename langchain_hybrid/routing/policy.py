@@ -52,8 +52,11 @@ from langchain_hybrid.routing.rules import (
     ForceLocalRule,
     MaxLocalContextRule,
     PolicyRule,
+    PrivacyRule,
+    Redaction,
     RoutingContext,
     RuleOutcome,
+    privacy_rule_of,
     rule_from_dict,
 )
 
@@ -69,6 +72,8 @@ __all__ = [
     "MaxLocalContextRule",
     "PolicyError",
     "PolicyRule",
+    "PrivacyRule",
+    "Redaction",
     "RoutingContext",
     "RoutingPolicy",
     "RuleOutcome",
@@ -94,12 +99,14 @@ _FORCED_TO_REASON: dict[str, RouteReason] = {
     "no_logprobs": "no_logprobs",
 }
 _HOPELESS_TO_REASON: dict[str, RouteReason] = {"hedge": "hedge", "unknown_token": "unknown_token"}
+_DEFAULT: Any = object()
 _KEYS = (
     "format_version",
     "version",
     "threshold",
     "scorer",
     "rules",
+    "privacy",
     "escalate_finish_reasons",
     "early_escalation",
     "fitted_on",
@@ -273,6 +280,9 @@ class RoutingPolicy:
         scorer: turns an answer's log-probs into a confidence (default: mean log-prob).
         rules: pre-routing rules (a list of rules or their dicts); see
             :meth:`pre_route` for the order they run in.
+        privacy: the privacy rule (default: ``PrivacyRule()``, every built-in detector,
+            sensitive requests answered locally only); None turns it off. It is a
+            ``local_only`` rule that runs after the ``local_only`` rules of ``rules``.
         escalate_finish_reasons: finish reasons of a local answer that escalate even when it
             is confident (default: ``length``, ``timeout``, ``cancelled``; the reason is
             ``truncated`` for ``length`` and ``unfinished`` for the others). Pass an empty
@@ -297,6 +307,7 @@ class RoutingPolicy:
     threshold: float = DEFAULT_THRESHOLD
     scorer: ConfidenceScorer = field(default_factory=MeanLogprobScorer)
     rules: Sequence[PolicyRule] = ()
+    privacy: PrivacyRule | None = field(default_factory=PrivacyRule)
     escalate_finish_reasons: Collection[str] = DEFAULT_ESCALATE_FINISH_REASONS
     early_escalation: EarlyEscalation = field(default_factory=EarlyEscalation)
     version: str = "1"
@@ -324,6 +335,8 @@ class RoutingPolicy:
             else:
                 raise PolicyError(f"rule #{i} must be a PolicyRule or a dict, got {rule!r}")
         object.__setattr__(self, "rules", tuple(rules))
+        if self.privacy is not None and not isinstance(self.privacy, PrivacyRule):
+            object.__setattr__(self, "privacy", privacy_rule_of(self.privacy))
         reasons = self.escalate_finish_reasons
         if isinstance(reasons, str) or not all(isinstance(r, str) for r in reasons):
             raise PolicyError(
@@ -351,22 +364,31 @@ class RoutingPolicy:
                 ) from e
 
     def override(
-        self, *, threshold: float | None = None, scorer: ConfidenceScorer | None = None
+        self,
+        *,
+        threshold: float | None = None,
+        scorer: ConfidenceScorer | None = None,
+        privacy: PrivacyRule | bool | Sequence[Any] | None = None,
     ) -> RoutingPolicy:
         """Return this policy with the given settings replaced (None keeps a setting).
 
-        This is how ``ChatHybrid(policy=..., threshold=...)`` folds its shorthands into
-        the policy.
+        This is how ``ChatHybrid(policy=..., threshold=..., privacy=...)`` folds its
+        shorthands into the policy. ``privacy`` takes False (off), True (the default
+        rule), a list of detectors, or a :class:`PrivacyRule`.
 
         Example:
             >>> RoutingPolicy(threshold=-0.6).override(threshold=-1.0).threshold
             -1.0
+            >>> RoutingPolicy().override(privacy=False).privacy is None
+            True
         """
         changes: dict[str, Any] = {}
         if threshold is not None:
             changes["threshold"] = threshold
         if scorer is not None:
             changes["scorer"] = scorer
+        if privacy is not None:
+            changes["privacy"] = privacy_rule_of(privacy)
         return dataclasses.replace(self, **changes) if changes else self
 
     # ------------------------------------------------------------------ deciding
@@ -377,7 +399,8 @@ class RoutingPolicy:
         """Decide the tier before generation, or return None to try the local tier.
 
         Stages run in order and the first outcome wins: ``local_only`` rules (data that
-        must stay local), then ``capability`` (the caller's own ``capability`` verdict,
+        must stay local; the policy's ``privacy`` rule after those of ``rules``), then
+        ``capability`` (the caller's own ``capability`` verdict,
         e.g. tools the local tier cannot call, then the capability rules); within a
         stage, rules run in their list order.
 
@@ -391,12 +414,41 @@ class RoutingPolicy:
         for stage in RULE_STAGES:
             if stage == "capability" and capability is not None:
                 return capability
-            for rule in self.rules:
+            for rule in self._rules_in_order():
                 if rule.stage == stage:
                     outcome = rule.apply(ctx)
                     if outcome is not None:
                         return outcome
         return None
+
+    def _rules_in_order(self) -> tuple[PolicyRule, ...]:
+        return (*self.rules, self.privacy) if self.privacy is not None else tuple(self.rules)
+
+    def redaction(self, ctx: RoutingContext | Sequence[BaseMessage]) -> Redaction | None:
+        """Return what the redacting privacy rules found (None: nothing to redact).
+
+        Hosts redact the cloud's copy of the request with it; rules with
+        ``action="local"`` are not asked (they keep the request local instead).
+
+        Example:
+            >>> from langchain_core.messages import HumanMessage
+            >>> policy = RoutingPolicy(privacy=PrivacyRule(action="redact"))
+            >>> policy.redaction([HumanMessage("ssn 123-45-6789")]).detectors
+            ('us_ssn',)
+            >>> RoutingPolicy().redaction([HumanMessage("ssn 123-45-6789")]) is None
+            True
+        """
+        if not isinstance(ctx, RoutingContext):
+            ctx = RoutingContext(list(ctx))
+        fired: list[PrivacyRule] = []
+        names: set[str] = set()
+        for rule in self._rules_in_order():
+            if isinstance(rule, PrivacyRule) and rule.action == "redact":
+                found = rule.scan(ctx)
+                if found:
+                    fired.append(rule)
+                    names.update(found.detectors)
+        return Redaction(tuple(fired), tuple(sorted(names))) if fired else None
 
     def decide(self, confidence: Confidence) -> tuple[Tier, RouteReason]:
         """Map a confidence to ``(tier, reason)``: forced reasons, then the threshold.
@@ -527,6 +579,7 @@ class RoutingPolicy:
             "threshold": self.threshold,
             "scorer": self.scorer.to_config(),
             "rules": [rule.to_dict() for rule in self.rules],
+            "privacy": self.privacy.to_dict() if self.privacy is not None else None,
             "escalate_finish_reasons": sorted(self.escalate_finish_reasons),
             "early_escalation": self.early_escalation.to_dict(),
             "fitted_on": self.fitted_on,
@@ -540,7 +593,9 @@ class RoutingPolicy:
         """Build a policy from :meth:`to_dict` output; raises :class:`PolicyError`.
 
         Only ``format_version`` and ``threshold`` are required; every other setting takes
-        its default. Files of format version 1 are read too.
+        its default. Files of format version 1 are read too. A file without a
+        ``privacy`` key (files written before privacy existed) gets the default privacy
+        rule, so sensitive requests stay local; ``"privacy": null`` turns it off.
 
         Example:
             >>> RoutingPolicy.from_dict({"format_version": 2, "threshold": -0.5}).threshold
@@ -594,10 +649,21 @@ class RoutingPolicy:
             raise PolicyError(
                 f"'escalate_finish_reasons' must be a list, got {type(finish_reasons).__name__}"
             )
+        privacy = data.get("privacy", _DEFAULT)
+        if privacy is not _DEFAULT and privacy is not None:
+            if not isinstance(privacy, Mapping):
+                raise PolicyError(
+                    f"'privacy' must be an object or null, got {type(privacy).__name__}"
+                )
+            try:
+                privacy = privacy_rule_of(privacy)
+            except PolicyError as e:
+                raise PolicyError(f"bad 'privacy' in policy: {e}") from e
         return cls(
             threshold=data["threshold"],
             scorer=scorer,
             rules=raw_rules,
+            privacy=PrivacyRule() if privacy is _DEFAULT else privacy,
             escalate_finish_reasons=finish_reasons,
             early_escalation=early,
             version=data.get("version", "1"),
@@ -608,6 +674,9 @@ class RoutingPolicy:
     def save(self, path: str | Path) -> None:
         """Write the policy as indented JSON to ``path``.
 
+        Raises :class:`PolicyError` if a privacy detector is a function (a file cannot
+        hold one).
+
         Example:
             >>> import tempfile, os
             >>> p = os.path.join(tempfile.mkdtemp(), "policy.json")
@@ -615,6 +684,9 @@ class RoutingPolicy:
             >>> RoutingPolicy.load(p).threshold
             -0.6
         """
+        for rule in self._rules_in_order():
+            if isinstance(rule, PrivacyRule):
+                rule.check_serialisable()
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         Path(path).write_text(text + "\n", encoding="utf-8")
 

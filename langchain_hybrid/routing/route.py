@@ -68,7 +68,7 @@ from langchain_hybrid.routing.failures import FailureKind, failure_kind, failure
 from langchain_hybrid.routing.guards import CloudGuard, CloudOutcome, Permit
 from langchain_hybrid.routing.inputs import check_messages
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
-from langchain_hybrid.routing.rules import RoutingContext, RuleOutcome
+from langchain_hybrid.routing.rules import Redaction, RoutingContext, RuleOutcome
 
 __all__ = [
     "END",
@@ -207,6 +207,8 @@ class Route:
             degrading to the local answer.
         deadline: ``time.monotonic()`` by which the whole call must end (both tiers), or
             None.
+        redaction: what the policy's redacting privacy rules found; the host sends the
+            cloud tier the redacted request, and the decision notes it.
     """
 
     policy: RoutingPolicy
@@ -222,6 +224,7 @@ class Route:
     guards: Sequence[CloudGuard] = ()
     raise_on: frozenset[FailureKind] = frozenset()
     deadline: float | None = None
+    redaction: Redaction | None = None
 
     def time_left(self) -> float | None:
         """Seconds left until the deadline (never below 0), or None without one."""
@@ -590,7 +593,16 @@ def _decision(route: Route, trip: _Trip) -> RouteDecision:
         usage=dict(usage) if usage else None,
         escalation_reason=trip.escalation_reason,
         failed=trip.failure is not None,
+        privacy=_privacy_note(route, trip),
     )
+
+
+def _privacy_note(route: Route, trip: _Trip) -> dict[str, Any] | None:
+    """Return the decision's ``privacy`` field: which privacy rule fired, how, and on what."""
+    pre = trip.pre
+    if pre is not None and pre.detectors:
+        return {"rule": pre.rule_name, "action": "local", "detectors": list(pre.detectors)}
+    return route.redaction.note() if route.redaction is not None else None
 
 
 def _error_text(trip: _Trip) -> str | None:

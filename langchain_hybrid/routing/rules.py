@@ -5,7 +5,8 @@ rule belongs to a *stage*, and the stages run in a fixed order (see
 :meth:`~langchain_hybrid.routing.policy.RoutingPolicy.pre_route`):
 
 1. ``"local_only"``: data that must not leave the machine keeps the request local,
-   whatever else holds (:class:`ForceLocalRule`).
+   whatever else holds (:class:`ForceLocalRule`, and the policy's :class:`PrivacyRule`
+   after them).
 2. ``"capability"``: requests the local tier should not or cannot serve go to the cloud
    (:class:`MaxLocalContextRule`, :class:`ForceCloudRule`), after the built-in capability
    checks (tools the local tier cannot call).
@@ -24,8 +25,8 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
@@ -34,6 +35,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from langchain_hybrid._registry import Registry
 from langchain_hybrid.errors import PolicyError
+from langchain_hybrid.privacy import (
+    Detector,
+    Findings,
+    default_detectors,
+    detector_from,
+    redact_messages,
+    redact_value,
+    scan_messages,
+)
 from langchain_hybrid.routing.decision import RouteReason, Tier, check_route
 
 __all__ = [
@@ -42,10 +52,13 @@ __all__ = [
     "ForceLocalRule",
     "MaxLocalContextRule",
     "PolicyRule",
+    "PrivacyRule",
+    "Redaction",
     "RoutingContext",
     "RuleOutcome",
     "RuleStage",
     "available_rules",
+    "privacy_rule_of",
     "register_rule",
     "rule_from_dict",
 ]
@@ -60,6 +73,8 @@ class RoutingContext:
     """What pre-routing rules see: the messages and, optionally, a prompt token counter.
 
     Without ``count_tokens`` the prompt length is estimated as one token per 4 characters.
+    ``metadata`` is the run's metadata (``config={"metadata": {...}}``), e.g. the user id
+    an :class:`~langchain_hybrid.routing.adaptive.AdaptiveThreshold` keys its windows by.
 
     Example:
         >>> RoutingContext([HumanMessage("12345678")]).prompt_tokens()
@@ -68,6 +83,7 @@ class RoutingContext:
 
     messages: list[BaseMessage]
     count_tokens: Callable[[list[BaseMessage]], int] | None = None
+    metadata: Mapping[str, Any] | None = None
 
     @classmethod
     def from_input(cls, value: Any) -> RoutingContext:
@@ -145,6 +161,8 @@ class RuleOutcome:
     tier: Tier
     reason: RouteReason
     rule_name: str
+    detectors: tuple[str, ...] = field(default=(), repr=False)
+    """The privacy detectors that fired (names only), for a privacy rule's outcome."""
 
     def __post_init__(self) -> None:
         check_route(self.tier, self.reason)
@@ -171,7 +189,7 @@ def available_rules() -> tuple[str, ...]:
 
     Example:
         >>> available_rules()
-        ('force_cloud', 'force_local', 'max_local_context')
+        ('force_cloud', 'force_local', 'max_local_context', 'privacy')
     """
     return _RULES.names()
 
@@ -334,3 +352,220 @@ class MaxLocalContextRule(PolicyRule):
         if ctx.prompt_tokens() > self.max_tokens:
             return RuleOutcome("cloud", "context_too_long", self.name)
         return None
+
+
+PrivacyAction = Literal["local", "redact"]
+
+
+@register_rule
+class PrivacyRule(PolicyRule):
+    """Keep data that must not leave the machine local, or redact it before the cloud sees it.
+
+    ``detectors`` find the data (default: every built-in detector of
+    :mod:`langchain_hybrid.privacy`: e-mail, phone, credit_card, us_ssn, iban,
+    ip_address); each may be a built-in name, ``"presidio"``, a
+    :class:`~langchain_hybrid.privacy.RegexDetector` (or its dict), a function returning
+    ``(start, end)`` spans, or any :class:`~langchain_hybrid.privacy.Detector`. The rule
+    scans everything the cloud would receive: every message of the history (system prompt
+    and tool results included), text blocks joined as the message's text joins them, and
+    the arguments of earlier tool calls. Bound tools' definitions, non-text blocks
+    (images, files, audio) and message ``name`` fields are not scanned.
+
+    ``action="local"`` (the default): a request where any detector fires is answered by
+    the local tier only (reason ``privacy_forced_local``), whatever tools are bound.
+    ``action="redact"``: the request is routed as usual, but the cloud receives the
+    messages with each detected value replaced by its placeholder (``[EMAIL]``, ...).
+    Either way the decision's ``privacy`` field names the rule, the action and the
+    detectors that fired, never the data.
+
+    The default :class:`~langchain_hybrid.RoutingPolicy` holds ``PrivacyRule()`` as its
+    ``privacy`` setting. A rule holding a function cannot be saved to a policy file
+    (:class:`PolicyError` on save).
+
+    Example:
+        >>> rule = PrivacyRule()
+        >>> outcome = rule.apply(RoutingContext([HumanMessage("I am jane@example.com")]))
+        >>> outcome.reason, outcome.detectors
+        ('privacy_forced_local', ('email',))
+        >>> PrivacyRule(detectors=["phone"]).apply(
+        ...     RoutingContext([HumanMessage("I am jane@example.com")])) is None
+        True
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    type: ClassVar[str] = "privacy"
+    stage: ClassVar[RuleStage] = "local_only"
+    name: str = "privacy"
+    detectors: tuple[Detector, ...] = Field(default_factory=default_detectors)
+    action: PrivacyAction = "local"
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _build_detectors(cls, value: Any) -> tuple[Detector, ...]:
+        if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+            raise ValueError(f"detectors must be a list, got {type(value).__name__}")
+        detectors = tuple(detector_from(spec) for spec in value)
+        names = [d.name for d in detectors]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"detector names must be unique; repeated: {duplicates}")
+        return detectors
+
+    @property
+    def detector_names(self) -> tuple[str, ...]:
+        """The names of this rule's detectors, in order.
+
+        Example:
+            >>> PrivacyRule(detectors=["email", "iban"]).detector_names
+            ('email', 'iban')
+        """
+        return tuple(d.name for d in self.detectors)
+
+    def with_detectors(self, *add: Any, remove: Sequence[str] = ()) -> PrivacyRule:
+        """Return this rule with detectors added (names, patterns, functions) and removed.
+
+        Example:
+            >>> from langchain_hybrid.privacy import RegexDetector
+            >>> PrivacyRule().with_detectors(RegexDetector("ticket", "T-[0-9]+"),
+            ...                              remove=["phone", "ip_address"]).detector_names
+            ('email', 'credit_card', 'us_ssn', 'iban', 'ticket')
+        """
+        unknown = sorted(set(remove) - set(self.detector_names))
+        if unknown:
+            raise PolicyError(
+                f"cannot remove {unknown}: this rule's detectors are {list(self.detector_names)}"
+            )
+        kept = [d for d in self.detectors if d.name not in remove]
+        return self.model_copy(update={"detectors": self._build_detectors([*kept, *add])})
+
+    def scan(self, ctx: RoutingContext) -> Findings:
+        """Return what this rule's detectors find in everything the cloud would receive.
+
+        Example:
+            >>> PrivacyRule().scan(RoutingContext([HumanMessage("no secrets")])).detectors
+            ()
+        """
+        return scan_messages(ctx.messages, self.detectors)
+
+    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
+        """With ``action="local"``, keep a request holding detected data local.
+
+        A redacting rule never decides the tier (see :meth:`RoutingPolicy.redaction`).
+
+        Example:
+            >>> PrivacyRule(action="redact").apply(
+            ...     RoutingContext([HumanMessage("jane@example.com")])) is None
+            True
+        """
+        if self.action != "local":
+            return None
+        found = self.scan(ctx)
+        if not found:
+            return None
+        return RuleOutcome("local", "privacy_forced_local", self.name, found.detectors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the rule's JSON-safe dict: detectors by name or pattern.
+
+        Functions are written as ``{"type": "callable", "name": ...}``, which names them
+        but cannot be read back (``RoutingPolicy.save`` refuses such a policy).
+
+        Example:
+            >>> PrivacyRule(detectors=["email"]).to_dict()
+            {'type': 'privacy', 'name': 'privacy', 'action': 'local', 'detectors': ['email']}
+        """
+        return {
+            "type": self.type,
+            "name": self.name,
+            "action": self.action,
+            "detectors": [d.to_config() for d in self.detectors],
+        }
+
+    def check_serialisable(self) -> None:
+        """Raise :class:`PolicyError` if a detector cannot be written to a policy file.
+
+        Example:
+            >>> PrivacyRule(detectors=[lambda text: []]).check_serialisable()
+            Traceback (most recent call last):
+            ...
+            langchain_hybrid.errors.PolicyError: privacy rule 'privacy' holds detector(s) ...
+        """
+        functions = [d.name for d in self.detectors if not d.serialisable]
+        if functions:
+            raise PolicyError(
+                f"privacy rule {self.name!r} holds detector(s) {functions} that are "
+                "functions, which a policy file cannot hold; use a RegexDetector, or keep "
+                "the policy in code"
+            )
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What redacting privacy rules found in a request, and how to redact it for the cloud.
+
+    Built by :meth:`RoutingPolicy.redaction` when a ``PrivacyRule(action="redact")``
+    fires. :meth:`messages` and :meth:`value` apply every such rule's detectors.
+
+    Example:
+        >>> found = Redaction((PrivacyRule(action="redact"),), ("email",))
+        >>> found.messages([HumanMessage("mail jane@example.com")])[0].content
+        'mail [EMAIL]'
+        >>> found.note()
+        {'rule': 'privacy', 'action': 'redact', 'detectors': ['email']}
+    """
+
+    rules: tuple[PrivacyRule, ...]
+    detectors: tuple[str, ...]
+
+    def messages(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        """Return ``messages`` with each detected value replaced by its placeholder."""
+        redacted = list(messages)
+        for rule in self.rules:
+            redacted = redact_messages(redacted, rule.detectors)
+        return redacted
+
+    def value(self, value: Any) -> Any:
+        """Redact a runnable input (see :func:`langchain_hybrid.privacy.redact_value`)."""
+        for rule in self.rules:
+            value = redact_value(value, rule.detectors)
+        return value
+
+    def note(self) -> dict[str, Any]:
+        """Return the decision's ``privacy`` field: rule name(s), action, detectors that fired."""
+        return {
+            "rule": ",".join(r.name for r in self.rules),
+            "action": "redact",
+            "detectors": list(self.detectors),
+        }
+
+
+def privacy_rule_of(setting: Any) -> PrivacyRule | None:
+    """Read the ``privacy=`` shorthand into a rule (None: privacy off).
+
+    False/None turn it off, True is the default rule; a list of detectors, a dict (the
+    policy-file form) or a :class:`PrivacyRule` give that rule.
+
+    Example:
+        >>> privacy_rule_of(["email", "iban"]).detector_names
+        ('email', 'iban')
+        >>> privacy_rule_of(False) is None
+        True
+    """
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return PrivacyRule()
+    if isinstance(setting, PrivacyRule):
+        return setting
+    if isinstance(setting, Mapping):
+        rule = rule_from_dict({"type": "privacy", **setting})
+        return cast(PrivacyRule, rule)
+    if isinstance(setting, Sequence) and not isinstance(setting, str):
+        try:
+            return PrivacyRule.model_validate({"detectors": list(setting)})
+        except ValidationError as e:
+            raise PolicyError(f"invalid privacy detectors: {e.errors()[0]['msg']}") from e
+    raise PolicyError(
+        f"privacy must be True, False, a list of detectors or a PrivacyRule, got {setting!r}"
+    )

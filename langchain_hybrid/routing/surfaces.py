@@ -42,6 +42,9 @@ TRACE_METADATA_KEYS = (
     "cost_usd",
     "cost_avoided_usd",
     "cached",
+    "escalation_reason",
+    "failed",
+    "privacy",
 )
 
 

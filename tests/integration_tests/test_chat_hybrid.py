@@ -215,6 +215,8 @@ def _check_trace(capture: LangSmithCaptureServer, answer: BaseMessage) -> None:
     assert metadata["routing_cost_usd"] > 0
     assert metadata["routing_escalated"] is True
     assert metadata["routing_early_abort"] is True
+    assert metadata["routing_escalation_reason"] == decision["escalation_reason"]
+    assert (metadata["routing_failed"], metadata["routing_privacy"]) == (False, None)
     traced = _find_routing(hybrid["outputs"])
     assert traced is not None, hybrid["outputs"]
     assert traced["tier"] == "cloud" and traced["reason"] == decision["reason"]

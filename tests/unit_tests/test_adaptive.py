@@ -109,3 +109,22 @@ def test_rejects_bad_settings() -> None:
         AdaptiveThreshold(target_cloud_rate=1.5)
     with pytest.raises(ValueError, match="min_samples"):
         AdaptiveThreshold(target_cloud_rate=0.3, window=5, min_samples=10)
+
+
+def test_chat_hybrid_keys_adaptive_windows_by_the_run_metadata() -> None:
+    from langchain_core.language_models import GenericFakeChatModel
+
+    from langchain_hybrid import ChatHybrid
+    from tests.support.fake_chat import FakeLocalChatModel
+
+    adaptive = AdaptiveThreshold(target_cloud_rate=0.5, window=20, key="user_id")
+    llm = ChatHybrid(
+        local=FakeLocalChatModel(logprob=-0.1),
+        cloud=GenericFakeChatModel(messages=iter(["cloud"] * 10)),
+        policy=RoutingPolicy(threshold=-0.6, adaptive=adaptive),
+    )
+    llm.invoke("q", config={"metadata": {"user_id": "ada"}})
+    llm.invoke("q", config={"metadata": {"user_id": "ada"}})
+    llm.invoke("q", config={"metadata": {"user_id": "bob"}})
+    llm.invoke("q")
+    assert {k: v["n"] for k, v in adaptive.snapshot().items()} == {"ada": 2, "bob": 1, "": 1}

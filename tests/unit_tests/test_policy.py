@@ -9,6 +9,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from langchain_hybrid.errors import LangChainHybridError
+from langchain_hybrid.privacy import RegexDetector
 from langchain_hybrid.routing.confidence import (
     CombinedScorer,
     Confidence,
@@ -28,6 +29,7 @@ from langchain_hybrid.routing.rules import (
     ForceCloudRule,
     ForceLocalRule,
     MaxLocalContextRule,
+    PrivacyRule,
     RoutingContext,
     RuleOutcome,
     available_rules,
@@ -193,7 +195,7 @@ def test_capability_verdict_comes_before_cloud_rules_and_order_holds_within_a_st
     tools = RuleOutcome("cloud", "local_unsupported", "local_cannot_call_tools")
     assert policy.pre_route(ctx("x"), capability=tools) == tools
     assert policy.pre_route(ctx("unrelated")) is None
-    assert available_rules() == ("force_cloud", "force_local", "max_local_context")
+    assert available_rules() == ("force_cloud", "force_local", "max_local_context", "privacy")
 
 
 def test_pre_route_accepts_plain_message_list() -> None:
@@ -358,6 +360,9 @@ def test_every_setting_survives_json() -> None:
         threshold=-1.25,
         scorer=MinLogprobScorer(hedge=HedgeDetector(phrases=["no idea"])),
         rules=[ForceLocalRule(pattern="secret")],
+        privacy=PrivacyRule(
+            detectors=["email", RegexDetector("ticket", "T-[0-9]+", "[T]")], action="redact"
+        ),
         escalate_finish_reasons=["length"],
         early_escalation=EarlyEscalation(enabled=False, min_tokens=5, margin=0.3),
         version="v9",
@@ -370,6 +375,7 @@ def test_every_setting_survives_json() -> None:
         "threshold",
         "scorer",
         "rules",
+        "privacy",
         "escalate_finish_reasons",
         "early_escalation",
         "fitted_on",
