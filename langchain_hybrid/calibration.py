@@ -754,6 +754,13 @@ class CalibrationResult:
                 f"answers stop after {e['token_fraction']:.2f} of their tokens; "
                 f"{100 * e['wrong_stop_rate']:.1f}% of passing answers stopped ({e['how']})"
             )
+        scorer = self.policy.scorer
+        if self.met and isinstance(scorer, LogisticScorer) and "margin" in scorer.coefficients:
+            lines.append(
+                "note: the learned scorer reads the top-1/top-2 margin: serve the local model "
+                "with top_logprobs >= 2 (e.g. ChatTransformers(top_logprobs=5)), or every "
+                "answer escalates with no_logprobs"
+            )
         if self.verdict:
             lines.append(self.verdict)
         return "\n".join(lines)

@@ -3,6 +3,7 @@ the learned scorer live (ChatHybrid) as in replay."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -254,3 +255,14 @@ def test_too_few_right_answers_fit_no_learned_scorer() -> None:
     assert "logistic" not in result.auroc
     assert "no learned scorer: it needs at least 10 right and 10 wrong" in result.report()
     assert result.policy.scorer.name != "logistic"
+
+
+def test_report_says_a_margin_reading_policy_needs_top_logprobs() -> None:
+    from langchain_hybrid.calibration import CalibrationResult
+
+    curve = TradeoffCurve(points=(), chosen=None, scorer="logistic", n=0, source="")
+    policy = RoutingPolicy(scorer=LogisticScorer({"margin": 1.0, "mean_logprob": 1.0}))
+    result = CalibrationResult(policy, curve, {}, {}, {}, True, "chose", "t", 0, "")
+    assert "serve the local model with top_logprobs >= 2" in result.report()
+    plain = RoutingPolicy(scorer=LogisticScorer({"mean_logprob": 1.0}))
+    assert "top_logprobs" not in dataclasses.replace(result, policy=plain).report()
