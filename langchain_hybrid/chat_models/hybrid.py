@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import aclosing, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from langchain_core.caches import BaseCache
@@ -628,8 +628,23 @@ class ChatHybrid(BaseChatModel):
             callbacks=callbacks,
             cloud_messages=redaction.messages(messages) if redaction is not None else messages,
             local_refusal=self._local_refusal(),
+            local_kwargs=self._local_alternatives(policy, kwargs),
         )
         return route_flow(route), tiers
+
+    def _local_alternatives(self, policy: RoutingPolicy, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Ask the local tier for two alternatives per token when the scorer reads the margin.
+
+        A margin-reading scorer (``margin``, or a learned one weighting it) judges every
+        answer without alternatives as ``no_logprobs``; a local tier that takes
+        ``top_logprobs`` but was built with fewer than 2 gets 2 on the calls it makes here.
+        """
+        if not policy.scorer.needs_top_logprobs or "top_logprobs" in kwargs:
+            return {}
+        local = self.local
+        if "top_logprobs" not in type(local).model_fields:
+            return {}
+        return {"top_logprobs": 2} if (getattr(local, "top_logprobs", None) or 0) < 2 else {}
 
     def _local_refusal(self) -> Exception | None:
         """Return the error a local call raises when it must make a tool call it cannot make."""
@@ -759,6 +774,8 @@ class _Tiers:
     cloud_messages: list[BaseMessage]
     """What the cloud tier receives: ``messages``, redacted when a privacy rule says so."""
     local_refusal: Exception | None = None
+    local_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Call options for the local tier only (e.g. the alternatives a scorer needs)."""
 
     def _runnable(self, tier: Tier) -> Runnable[LanguageModelInput, BaseMessage]:
         if tier == "local" and self.local_refusal is not None:
@@ -772,9 +789,10 @@ class _Tiers:
         return {"callbacks": self.callbacks, "run_name": tier}
 
     def _kwargs(self, tier: Tier, timeout: float | None) -> dict[str, Any]:
+        kwargs = {**self.kwargs, **self.local_kwargs} if tier == "local" else self.kwargs
         if timeout is None or not _takes_timeout(self._runnable(tier)):
-            return self.kwargs
-        return {**self.kwargs, "timeout": max(timeout, _MIN_TIMEOUT_S)}
+            return kwargs
+        return {**kwargs, "timeout": max(timeout, _MIN_TIMEOUT_S)}
 
     def call(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
         with nested(self.callbacks):

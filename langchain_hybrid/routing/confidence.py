@@ -518,6 +518,20 @@ class ConfidenceScorer(ABC):
     hedge: HedgeDetector = field(default_factory=HedgeDetector, kw_only=True)
     unknown_tokens: Collection[str] = field(default=DEFAULT_UNKNOWN_TOKENS, kw_only=True)
 
+    @property
+    def needs_top_logprobs(self) -> bool:
+        """Whether the scorer reads the top-1/top-2 margin, so needs ``top_logprobs`` >= 2.
+
+        Example:
+            >>> MeanLogprobScorer().needs_top_logprobs, MarginScorer().needs_top_logprobs
+            (False, True)
+        """
+        return "margin" in self._weighted_features()
+
+    def _weighted_features(self) -> frozenset[str]:
+        """Return the features the score is computed from (by default: its own name)."""
+        return frozenset({self.name})
+
     def __post_init__(self) -> None:
         if not isinstance(self.hedge, HedgeDetector):
             raise TypeError(f"hedge must be a HedgeDetector, got {type(self.hedge).__name__}")
@@ -803,6 +817,9 @@ class CombinedScorer(ConfidenceScorer):
     weights: dict[str, float]
     bias: float = 0.0
 
+    def _weighted_features(self) -> frozenset[str]:
+        return frozenset(self.weights)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.weights, Mapping) or not self.weights:
@@ -850,6 +867,9 @@ class LogisticScorer(ConfidenceScorer):
     uses_answer_features: ClassVar[bool] = True
     coefficients: dict[str, float]
     intercept: float = 0.0
+
+    def _weighted_features(self) -> frozenset[str]:
+        return frozenset(self.coefficients)
 
     def __post_init__(self) -> None:
         super().__post_init__()

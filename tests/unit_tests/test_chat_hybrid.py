@@ -25,10 +25,13 @@ from pydantic import BaseModel, Field
 from langchain_hybrid import (
     BothTiersFailedError,
     ChatHybrid,
+    CombinedScorer,
     EarlyEscalation,
     ForceCloudRule,
     ForceLocalRule,
+    MarginScorer,
     MaxLocalContextRule,
+    MeanLogprobScorer,
     PriceTable,
     RouteDecision,
     RoutingPolicy,
@@ -1049,3 +1052,37 @@ def test_cache_tells_tool_calls_from_plain_calls(
     assert weather.tool_calls[0]["name"] == again.tool_calls[0]["name"] == "get_weather"
     assert other_tool.tool_calls[0]["name"] == "Answer"  # not the cached get_weather call
     assert len(cloud_server.chat_requests) == 2
+
+
+# --------------------------------------------------------------------------- alternatives
+
+
+@pytest.mark.parametrize(
+    ("scorer", "asked"),
+    [
+        (MarginScorer(), 2),
+        (CombinedScorer({"mean_logprob": 1.0, "margin": 0.5}), 2),
+        (MeanLogprobScorer(), None),
+    ],
+    ids=["margin", "combined-with-margin", "mean"],
+)
+def test_a_margin_reading_scorer_gets_the_alternatives_it_needs(
+    cloud_server: MockOpenAI, scorer: Any, asked: int | None
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    class LocalWithAlternatives(FakeLocalChatModel):
+        top_logprobs: int = 0
+
+        def _stream(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> Any:
+            seen.append(kw)
+            yield from super()._stream(messages, stop, run_manager, **kw)
+
+    llm = ChatHybrid(local=LocalWithAlternatives(), cloud=cloud_model(cloud_server), scorer=scorer)
+    llm.invoke(CONFIDENT_Q)
+    assert seen[0].get("top_logprobs") == asked
+    # A caller's own value wins.
+    llm.invoke(CONFIDENT_Q, top_logprobs=5)
+    assert seen[1]["top_logprobs"] == 5
