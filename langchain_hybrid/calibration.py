@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import LangChainHybridError
+from langchain_hybrid.evaluation.report import wilson_interval
 from langchain_hybrid.routing.confidence import (
     ANSWER_FEATURE_NAMES,
     DEFAULT_HEDGE_PHRASES,
@@ -143,23 +144,6 @@ def _sklearn() -> Any:
     import sklearn.preprocessing
 
     return sklearn
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Return the Wilson score interval (95% by default) of a proportion.
-
-    Example:
-        >>> lo, hi = wilson_interval(50, 100)
-        >>> round(lo, 3), round(hi, 3)
-        (0.404, 0.596)
-    """
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # ---------------------------------------------------------------------------- cloud
