@@ -385,12 +385,12 @@ def _answer(route: Route, trip: _Trip, tier: Tier) -> Generator[Step, Any, None]
     try:
         if route.streaming and (tier == "cloud" or route.local_streams):
             chunks: list[Any] = []
+            if tier == "cloud":
+                trip.shown_chunks = chunks  # what the caller got, should the stream break
             yield Open(tier, route.time_left())
             while (chunk := (yield Pull(route.time_left()))) is not END:
                 if _shown(chunk):
                     trip.shown = True
-                if tier == "cloud":
-                    trip.shown_chunks.append(chunk)
                 chunks.append(chunk)
                 yield Emit(chunk)
                 if tier == "cloud" and route.time_left() == 0.0:
