@@ -31,10 +31,10 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import operator
+import sys
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -69,6 +69,11 @@ from langchain_hybrid.routing.guards import CloudGuard, CloudOutcome, Permit
 from langchain_hybrid.routing.inputs import check_messages
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
 from langchain_hybrid.routing.rules import Redaction, RoutingContext, RuleOutcome
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:  # pragma: no cover - Python 3.10
+    from async_timeout import timeout as _timeout
 
 __all__ = [
     "END",
@@ -768,7 +773,7 @@ async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncGenerator[Any, None]
 
 def _within(timeout: float | None) -> AbstractAsyncContextManager[Any]:
     """Stop waiting after ``timeout`` seconds (``TimeoutError``); no limit when None."""
-    return asyncio.timeout(timeout) if timeout is not None else contextlib.nullcontext()
+    return _timeout(timeout) if timeout is not None else contextlib.nullcontext()
 
 
 def run(flow: Flow, calls: TierCalls) -> Routed:
