@@ -82,6 +82,72 @@ def _seconds(text: str) -> float:
 # --------------------------------------------------------------------------- eval
 
 
+def _add_data_arguments(
+    p: argparse.ArgumentParser, *, data_help: str, limit_help: str, seed_note: str = ""
+) -> None:
+    """Add the dataset options every command that reads labelled data takes."""
+    data = p.add_argument_group("data")
+    data.add_argument("--data", required=True, metavar="FILE", help=data_help)
+    data.add_argument("--limit", type=_positive_int, metavar="N", help=limit_help)
+    data.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="with --limit, a random sample of N rows drawn with seed S (default: first N)"
+        + seed_note,
+    )
+
+
+def _add_local_arguments(
+    p: argparse.ArgumentParser, *, factory_help: str, max_tokens_note: str = ""
+) -> None:
+    """Add the local-model options (which model, how it runs, saved answers)."""
+    local = p.add_argument_group("local model")
+    local.add_argument(
+        "--local-model",
+        metavar="ID",
+        help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    local.add_argument("--local-factory", metavar="MODULE:CALLABLE", help=factory_help)
+    local.add_argument(
+        "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
+    )
+    local.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        metavar="T",
+        help=f"local token limit (default: {SHORT_MAX_TOKENS} for short and RAG answers, "
+        f"{MATH_MAX_TOKENS} when every example is maths)" + max_tokens_note,
+    )
+    local.add_argument(
+        "--top-logprobs",
+        type=int,
+        default=5,
+        metavar="K",
+        help="alternatives per token the local model reports, for margin features (default 5)",
+    )
+    local.add_argument(
+        "--batch-size", type=_positive_int, default=8, metavar="N", help="prompts per batch"
+    )
+    local.add_argument(
+        "--records",
+        metavar="FILE",
+        help="reuse local answers saved with --save-records (examples without one are run)",
+    )
+    local.add_argument(
+        "--save-records", metavar="FILE", help="save the local answers as JSON Lines records"
+    )
+
+
+def _load_examples(args: argparse.Namespace) -> list[Any]:
+    """Load the ``--data`` rows, sampled by ``--limit``/``--seed``."""
+    from langchain_hybrid.evaluation.datasets import load_dataset
+
+    if args.seed is not None and args.limit is None:
+        raise CommandError("--seed samples rows, so it needs --limit N")
+    return load_dataset(args.data, limit=args.limit, seed=args.seed)
+
+
 def add_eval_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``eval``: the Cloud-only / Local-only / Hybrid table on a labelled dataset."""
     p = subparsers.add_parser(
@@ -106,62 +172,17 @@ def add_eval_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE",
-        help="JSON Lines dataset: rows with 'question' and 'answer' (list) or 'answers' "
+    _add_data_arguments(
+        p,
+        data_help="JSON Lines dataset: rows with 'question' and 'answer' (list) or 'answers' "
         "(list, optional 'context' and 'answerable'), or maths rows with 'answer' a number "
         "and 'recorded' cloud responses",
+        limit_help="evaluate N examples",
     )
-    data.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate N examples")
-    data.add_argument(
-        "--seed",
-        type=int,
-        metavar="S",
-        help="with --limit, a random sample of N rows drawn with seed S (default: first N)",
-    )
-
-    local = p.add_argument_group("local model")
-    local.add_argument(
-        "--local-model",
-        metavar="ID",
-        help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
-    )
-    local.add_argument(
-        "--local-factory",
-        metavar="MODULE:CALLABLE",
-        help="a Python callable returning the local chat model instead (e.g. a served model "
-        "through ChatOpenAI with logprobs=True)",
-    )
-    local.add_argument(
-        "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
-    )
-    local.add_argument(
-        "--max-tokens",
-        type=_positive_int,
-        metavar="T",
-        help=f"local token limit (default: {SHORT_MAX_TOKENS} for short and RAG answers, "
-        f"{MATH_MAX_TOKENS} when every example is maths)",
-    )
-    local.add_argument(
-        "--top-logprobs",
-        type=int,
-        default=5,
-        metavar="K",
-        help="alternatives per token the local model reports, for margin features (default 5)",
-    )
-    local.add_argument(
-        "--batch-size", type=_positive_int, default=8, metavar="N", help="prompts per batch"
-    )
-    local.add_argument(
-        "--records",
-        metavar="FILE",
-        help="reuse local answers saved with --save-records (examples without one are run)",
-    )
-    local.add_argument(
-        "--save-records", metavar="FILE", help="save the local answers as JSON Lines records"
+    _add_local_arguments(
+        p,
+        factory_help="a Python callable returning the local chat model instead (e.g. a served "
+        "model through ChatOpenAI with logprobs=True)",
     )
 
     cloud = p.add_argument_group("cloud (choose one source)")
@@ -267,14 +288,11 @@ def _cloud_source(args: argparse.Namespace) -> Any:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``eval`` with parsed arguments; returns the exit status."""
-    from langchain_hybrid.evaluation.datasets import load_dataset
     from langchain_hybrid.evaluation.harness import evaluate
     from langchain_hybrid.evaluation.records import load_records, save_records
     from langchain_hybrid.routing.policy import RoutingPolicy
 
-    if args.seed is not None and args.limit is None:
-        raise CommandError("--seed samples rows, so it needs --limit N")
-    examples = load_dataset(args.data, limit=args.limit, seed=args.seed)
+    examples = _load_examples(args)
     policy = RoutingPolicy.load(args.policy) if args.policy else RoutingPolicy()
     source = _cloud_source(args)
     prices = _prices(args.prices, source.model)
@@ -335,20 +353,11 @@ def add_calibrate_command(
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE",
-        help="JSON Lines dataset (the shapes 'eval' reads)",
-    )
-    data.add_argument("--limit", type=_positive_int, metavar="N", help="calibrate on N examples")
-    data.add_argument(
-        "--seed",
-        type=int,
-        metavar="S",
-        help="with --limit, a random sample of N rows drawn with seed S (default: first N); "
-        "also the seed of the cross-validation folds",
+    _add_data_arguments(
+        p,
+        data_help="JSON Lines dataset (the shapes 'eval' reads)",
+        limit_help="calibrate on N examples",
+        seed_note="; also the seed of the cross-validation folds",
     )
 
     target = p.add_argument_group("target (choose one)")
@@ -387,44 +396,10 @@ def add_calibrate_command(
         help="cross-validation folds (default 5)",
     )
 
-    local = p.add_argument_group("local model")
-    local.add_argument(
-        "--local-model",
-        metavar="ID",
-        help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
-    )
-    local.add_argument(
-        "--local-factory",
-        metavar="MODULE:CALLABLE",
-        help="a Python callable returning the local chat model instead",
-    )
-    local.add_argument(
-        "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
-    )
-    local.add_argument(
-        "--max-tokens",
-        type=_positive_int,
-        metavar="T",
-        help=f"local token limit (default: {SHORT_MAX_TOKENS} for short and RAG answers, "
-        f"{MATH_MAX_TOKENS} when every example is maths); use the limit you will deploy with",
-    )
-    local.add_argument(
-        "--top-logprobs",
-        type=int,
-        default=5,
-        metavar="K",
-        help="alternatives per token the local model reports, for margin features (default 5)",
-    )
-    local.add_argument(
-        "--batch-size", type=_positive_int, default=8, metavar="N", help="prompts per batch"
-    )
-    local.add_argument(
-        "--records",
-        metavar="FILE",
-        help="reuse local answers saved with --save-records (examples without one are run)",
-    )
-    local.add_argument(
-        "--save-records", metavar="FILE", help="save the local answers as JSON Lines records"
+    _add_local_arguments(
+        p,
+        factory_help="a Python callable returning the local chat model instead",
+        max_tokens_note="; use the limit you will deploy with",
     )
 
     cloud = p.add_argument_group("cloud (choose one source)")
@@ -500,14 +475,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     from langchain_hybrid.calibration import CloudOutcomes, calibrate
     from langchain_hybrid.evaluation.collect import collect_local
-    from langchain_hybrid.evaluation.datasets import load_dataset
     from langchain_hybrid.evaluation.records import load_records, save_records
 
-    if args.seed is not None and args.limit is None:
-        raise CommandError("--seed samples rows, so it needs --limit N")
     if args.cloud_model and args.cloud_replay:
         raise CommandError("--cloud-model goes with --cloud-accuracy (replay names its model)")
-    examples = load_dataset(args.data, limit=args.limit, seed=args.seed)
+    examples = _load_examples(args)
     if args.cloud_replay:
         cloud = CloudOutcomes.replayed(examples, args.cloud_replay)
         missing = [ex.id for ex in examples if ex.id not in cloud.correct]
