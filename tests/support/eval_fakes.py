@@ -7,15 +7,12 @@ collection gives the same records every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import BaseMessage
 
 from tests.support.fake_chat import FakeLocalChatModel
-from tests.support.openai_fake import logprob_content, split_tokens
 
 __all__ = ["KeyedLocalChatModel"]
 
@@ -37,53 +34,10 @@ class KeyedLocalChatModel(FakeLocalChatModel):
                 return answer
         return self.default
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, float]:
+        """Answer by the question asked (batched runs stay deterministic); record the call."""
         self.calls.append(dict(kwargs))
-        text, logprob = self._pick(messages)
-        tokens = split_tokens(text)
-        message = AIMessage(
-            content=text,
-            response_metadata={
-                "logprobs": {"content": logprob_content(tokens, [logprob] * len(tokens))},
-                "model_name": self.model_name,
-                "finish_reason": self.finish_reason,
-            },
-            usage_metadata=self._usage(messages, len(tokens)),
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        """Stream the keyed answer token by token (``ChatHybrid`` streams its local tier)."""
-        self.calls.append(dict(kwargs))
-        text, logprob = self._pick(messages)
-        tokens = split_tokens(text)
-        for token in tokens:
-            lp = {"content": logprob_content([token], [logprob])}
-            chunk = ChatGenerationChunk(
-                message=AIMessageChunk(content=token, response_metadata={"logprobs": lp})
-            )
-            if run_manager:
-                run_manager.on_llm_new_token(token, chunk=chunk)
-            yield chunk
-        last = AIMessageChunk(
-            content="",
-            response_metadata={"finish_reason": self.finish_reason, "model_name": self.model_name},
-            usage_metadata=self._usage(messages, len(tokens)),
-            chunk_position="last",
-        )
-        yield ChatGenerationChunk(message=last)
+        return self._pick(messages)
 
 
 def sample_local() -> KeyedLocalChatModel:

@@ -58,13 +58,14 @@ class FakeLocalChatModel(GenericFakeChatModel):
     def _llm_type(self) -> str:
         return "fake-local-chat"
 
-    def _answer(self) -> tuple[str, list[str]]:
+    def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, float]:
+        """Return the next answer's text and the log-prob of each of its tokens."""
         message = next(self.messages)
-        text = message if isinstance(message, str) else message.text
-        return text, split_tokens(text)
+        return (message if isinstance(message, str) else message.text), self.logprob
 
-    def _logprobs(self, tokens: Sequence[str]) -> dict[str, Any]:
-        return {"content": logprob_content(tokens, [self.logprob] * len(tokens))}
+    @staticmethod
+    def _logprobs(tokens: Sequence[str], logprob: float) -> dict[str, Any]:
+        return {"content": logprob_content(tokens, [logprob] * len(tokens))}
 
     @staticmethod
     def _usage(messages: list[BaseMessage], output_tokens: int) -> UsageMetadata:
@@ -82,11 +83,12 @@ class FakeLocalChatModel(GenericFakeChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        text, tokens = self._answer()
+        text, logprob = self._answer(messages, kwargs)
+        tokens = split_tokens(text)
         message = AIMessage(
             content=text,
             response_metadata={
-                "logprobs": self._logprobs(tokens),
+                "logprobs": self._logprobs(tokens, logprob),
                 "model_name": self.model_name,
                 "finish_reason": self.finish_reason,
             },
@@ -101,11 +103,12 @@ class FakeLocalChatModel(GenericFakeChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        _, tokens = self._answer()
+        text, logprob = self._answer(messages, kwargs)
+        tokens = split_tokens(text)
         for token in tokens:
             chunk = ChatGenerationChunk(
                 message=AIMessageChunk(
-                    content=token, response_metadata={"logprobs": self._logprobs([token])}
+                    content=token, response_metadata={"logprobs": self._logprobs([token], logprob)}
                 )
             )
             if run_manager:
