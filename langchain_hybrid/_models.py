@@ -168,6 +168,42 @@ def _gguf_cache_folder(gguf_path: Path, name: str) -> Path:
     return cache_dir() / "models" / f"{name}-{digest}"
 
 
+@dataclass(frozen=True)
+class CachedModel:
+    """One converted model in the cache: its folder, size on disk and the file it came from."""
+
+    name: str
+    path: Path
+    size_bytes: int
+    source: str
+
+
+def cached_models() -> list[CachedModel]:
+    """List the complete converted models in the cache (``langchain-hybrid models``).
+
+    Half-written folders (an interrupted conversion) are not listed.
+
+    Example:
+        >>> import os, tempfile
+        >>> os.environ["LANGCHAIN_HYBRID_CACHE"] = tempfile.mkdtemp()
+        >>> cached_models()
+        []
+        >>> del os.environ["LANGCHAIN_HYBRID_CACHE"]
+    """
+    root = cache_dir() / "models"
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir()):
+        marker = folder / _COMPLETE_MARKER
+        if folder.name.startswith(".") or not marker.is_file():
+            continue
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        name = folder.name.rsplit("-", 1)[0]
+        found.append(CachedModel(name, folder, size, marker.read_text().strip()))
+    return found
+
+
 def convert_gguf(gguf_path: Path, name: str) -> Path:
     """Convert a GGUF file once to a safetensors folder in the cache and return the folder.
 
