@@ -30,8 +30,12 @@ from langchain_hybrid.errors import LangChainHybridError
 __all__ = [
     "COMMANDS",
     "add_calibrate_command",
+    "add_chat_command",
     "add_eval_command",
+    "add_models_command",
+    "add_serve_command",
     "build_parser",
+    "describe_decision",
     "main",
 ]
 
@@ -543,10 +547,333 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- chat, serve
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options that choose the model a command answers with (``chat``, ``serve``)."""
+    g = p.add_argument_group("model (default: ChatHybrid of the embedded model and gpt-4o)")
+    g.add_argument(
+        "--local-model",
+        metavar="ID",
+        help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    g.add_argument("--device", default="cpu", help="device of the local model: cpu, cuda, auto")
+    g.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=256,
+        metavar="T",
+        help="local token limit per answer (default 256)",
+    )
+    g.add_argument(
+        "--top-logprobs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="alternatives per token the local model reports (default 0; a policy that reads "
+        "the top-1/top-2 margin asks for what it needs)",
+    )
+    g.add_argument("--policy", metavar="FILE", help="routing policy JSON (from calibrate)")
+    g.add_argument(
+        "--cloud-model",
+        default="gpt-4o",
+        metavar="M",
+        help="the cloud model (default gpt-4o); the key is OPENAI_API_KEY and the endpoint "
+        "OPENAI_BASE_URL (any OpenAI-compatible one)",
+    )
+    g.add_argument(
+        "--local-only",
+        action="store_true",
+        help="answer with the local model alone: no routing, nothing leaves the machine "
+        "(with serve: a local tier for other routers). Needed when OPENAI_API_KEY is unset",
+    )
+    g.add_argument(
+        "--factory",
+        metavar="MODULE:CALLABLE",
+        help="a Python callable returning the chat model to use instead (any BaseChatModel)",
+    )
+
+
+def _chat_model(args: argparse.Namespace) -> Any:
+    """Return the chat model of ``chat`` and ``serve``: ``--factory``, local-only or hybrid.
+
+    Without ``OPENAI_API_KEY`` the command refuses to start unless ``--local-only`` says
+    that answering locally alone is intended.
+    """
+    if args.factory:
+        return _load_factory(args.factory)
+    if not args.local_only and not os.environ.get("OPENAI_API_KEY"):
+        raise CommandError(
+            "OPENAI_API_KEY is not set, so the cloud tier cannot answer. Set it (and "
+            "OPENAI_BASE_URL for another OpenAI-compatible endpoint), or pass --local-only "
+            "to answer with the local model alone (nothing escalates)"
+        )
+    from langchain_hybrid.chat_models.transformers import ChatTransformers
+
+    local = ChatTransformers(
+        model=args.local_model,
+        device=args.device,
+        max_tokens=args.max_tokens,
+        top_logprobs=args.top_logprobs,
+    )
+    if args.local_only:
+        print(
+            f"{PROG}: WARNING: --local-only: every answer comes from the local model "
+            f"{local.model_name}; nothing is routed or escalated.",
+            file=sys.stderr,
+        )
+        return local
+    from langchain_openai import ChatOpenAI
+
+    from langchain_hybrid.chat_models.hybrid import ChatHybrid
+    from langchain_hybrid.routing.policy import RoutingPolicy
+
+    policy = RoutingPolicy.load(args.policy) if args.policy else RoutingPolicy()
+    return ChatHybrid(local=local, cloud=ChatOpenAI(model=args.cloud_model), policy=policy)
+
+
+def describe_decision(decision: Any) -> str:
+    """Return the one line ``chat`` prints under each answer.
+
+    Example:
+        >>> describe_decision({"tier": "cloud", "reason": "low_confidence",
+        ...                    "confidence": -1.234, "threshold": -0.6, "degraded": False})
+        '[cloud | low_confidence | confidence -1.23 < threshold -0.60]'
+        >>> describe_decision(None)
+        '[local model | not routed]'
+    """
+    if not isinstance(decision, dict):
+        return "[local model | not routed]"
+    parts = [str(decision.get("tier")), str(decision.get("reason"))]
+    confidence, threshold = decision.get("confidence"), decision.get("threshold")
+    if confidence is not None and threshold is not None:
+        sign = ">=" if confidence >= threshold else "<"
+        parts.append(f"confidence {confidence:.2f} {sign} threshold {threshold:.2f}")
+    elif confidence is not None:
+        parts.append(f"confidence {confidence:.2f}")
+    if decision.get("degraded"):
+        parts.append("degraded: the cloud failed")
+    return "[" + " | ".join(parts) + "]"
+
+
+def add_chat_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``chat``: an interactive conversation that shows how each answer was routed."""
+    p = subparsers.add_parser(
+        "chat",
+        help="chat in the terminal; each answer shows its tier, reason and confidence",
+        description=textwrap.fill(
+            "Talk to ChatHybrid in the terminal. Each line you type is sent with the "
+            "conversation so far; the answer streams as it arrives, followed by how it was "
+            "routed: the tier, the reason and the confidence against the threshold. "
+            "Type /reset to start over and /quit (or Ctrl-D) to leave. Lines are read "
+            "from standard input, so a file or pipe works too.",
+            width=78,
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} chat\n"
+            f"  {PROG} chat --policy policy.json --cloud-model gpt-4o-mini\n"
+            f"  echo 'What is the capital of France?' | {PROG} chat --local-only"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_arguments(p)
+    p.set_defaults(handler=run_chat)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """Run ``chat`` with parsed arguments; returns the exit status."""
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+    model = _chat_model(args)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("langchain-hybrid chat: /reset starts over, /quit leaves.")
+    history: list[BaseMessage] = []
+    while True:
+        if interactive:
+            try:
+                line = input("you> ")
+            except EOFError:
+                print()
+                break
+        else:
+            raw = sys.stdin.readline()
+            if not raw:
+                break
+            line = raw.rstrip("\n")
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            history.clear()
+            continue
+        history.append(HumanMessage(text))
+        whole: Any = None
+        try:
+            for piece in model.stream(history):
+                print(piece.text, end="", flush=True)
+                whole = piece if whole is None else whole + piece
+        except LangChainHybridError as e:
+            history.pop()
+            print(f"\n{PROG} chat: error: {e}", file=sys.stderr)
+            continue
+        print()
+        answer = whole.text if whole is not None else ""
+        print(describe_decision(whole.response_metadata.get("routing") if whole else None))
+        history.append(AIMessage(answer))
+    return 0
+
+
+def add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve``: the OpenAI-compatible HTTP server."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve ChatHybrid (or the local model alone) as an OpenAI-compatible API",
+        description=textwrap.fill(
+            "Start an OpenAI-compatible HTTP server: POST /v1/chat/completions (JSON and "
+            "streaming), GET /v1/models, GET /healthz and GET /metrics (Prometheus). Any "
+            "OpenAI client works against it; each answer carries its routing decision in "
+            "the 'hybrid' field and the x-hybrid-tier, x-hybrid-reason and "
+            "x-hybrid-confidence headers. Concurrent requests are batched on the local "
+            "model; past --max-concurrency running and --max-queue waiting requests the "
+            "server answers 429 with Retry-After. With --local-only it serves the local "
+            "model alone, as a local tier for other routers. Needs the 'server' extra.",
+            width=78,
+        ),
+        epilog=(
+            "examples:\n"
+            f"  OPENAI_API_KEY=sk-... {PROG} serve --port 8000 --policy policy.json\n"
+            f"  {PROG} serve --local-only --model-name smollm2 --port 8001\n"
+            f"  LANGCHAIN_HYBRID_API_KEYS=key1,key2 {PROG} serve --host 0.0.0.0"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    net = p.add_argument_group("server")
+    net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    net.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    net.add_argument(
+        "--model-name",
+        default="langchain-hybrid",
+        metavar="NAME",
+        help="the model id clients send and /v1/models lists (default langchain-hybrid)",
+    )
+    net.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept 'Authorization: Bearer KEY' (repeatable; also LANGCHAIN_HYBRID_API_KEYS, "
+        "comma-separated); without any key the server needs none",
+    )
+    net.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="requests answered at once, the largest local batch (default 16)",
+    )
+    net.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        metavar="N",
+        help="requests waiting for a slot before 429 (default 64)",
+    )
+    net.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=1_000_000,
+        metavar="B",
+        help="largest request body (default 1000000; 413 beyond)",
+    )
+    net.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    _add_model_arguments(p)
+    p.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run ``serve`` with parsed arguments until interrupted; returns the exit status."""
+    try:
+        from langchain_hybrid.server import ServerSettings, create_app, serve
+    except ImportError as e:
+        raise CommandError(str(e)) from e
+    settings = ServerSettings.from_env(
+        model_name=args.model_name,
+        api_keys=args.api_key,
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes,
+    )
+    model = _chat_model(args)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.auth_required:
+        print(
+            f"{PROG}: WARNING: listening on {args.host} without API keys: anyone who can "
+            "reach it can spend your cloud budget (set --api-key or LANGCHAIN_HYBRID_API_KEYS)",
+            file=sys.stderr,
+        )
+    print(f"{PROG}: serving {settings.model_name!r} at http://{args.host}:{args.port}/v1")
+    sys.stdout.flush()
+    serve(create_app(model, settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+# --------------------------------------------------------------------------- models
+
+
+def add_models_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``models``: the converted local models in the cache."""
+    p = subparsers.add_parser(
+        "models",
+        help="list the local models converted and cached, their sizes and where they are",
+        description=textwrap.fill(
+            "List the local models in the cache (converted once from their GGUF file to "
+            "safetensors on first use), with their size on disk, folder and source. The "
+            "cache is $LANGCHAIN_HYBRID_CACHE, else $XDG_CACHE_HOME/langchain-hybrid "
+            "(~/.cache/langchain-hybrid).",
+            width=78,
+        ),
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Run ``models`` with parsed arguments; returns the exit status."""
+    from langchain_hybrid._models import cache_dir, cached_models
+
+    models = cached_models()
+    if args.json:
+        rows = [
+            {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "source": m.source}
+            for m in models
+        ]
+        print(json.dumps({"cache": str(cache_dir()), "models": rows}, indent=2))
+        return 0
+    print(f"cache: {cache_dir()}")
+    if not models:
+        print("no models cached yet (the first ChatTransformers() converts the embedded model)")
+        return 0
+    for m in models:
+        print(f"{m.name}  {m.size_bytes / 1e6:.0f} MB  {m.path}  (from {m.source})")
+    total = sum(m.size_bytes for m in models)
+    print(f"{len(models)} model(s), {total / 1e6:.0f} MB in all")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: The commands, one function each (see the module docstring).
-COMMANDS: list[CommandAdder] = [add_eval_command, add_calibrate_command]
+COMMANDS: list[CommandAdder] = [
+    add_chat_command,
+    add_serve_command,
+    add_models_command,
+    add_eval_command,
+    add_calibrate_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
