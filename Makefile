@@ -50,3 +50,4 @@ bench: setup-test
 	$(BIN)/python benchmarks/bench_local.py
 	$(BIN)/python benchmarks/bench_hybrid.py
 	$(BIN)/python benchmarks/bench_reliability.py
+	$(BIN)/python benchmarks/bench_server.py

@@ -164,6 +164,25 @@ async def test_tools_reach_the_model_and_come_back_as_tool_calls(hybrid: ChatHyb
     assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
 
 
+async def test_streamed_tool_calls_arrive_as_openai_deltas(hybrid: ChatHybrid) -> None:
+    stream = await openai_client(create_app(hybrid)).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        stream=True,
+    )
+    chunks = [c async for c in stream]
+    calls = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
+    assert calls and calls[0].id and calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+    arguments = "".join(t.function.arguments or "" for t in calls if t.function)
+    assert json.loads(arguments) == {"city": "Paris"}
+    assert {t.index for t in calls} == {0}
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finish == ["tool_calls"]
+
+
 async def test_tools_on_a_model_without_tool_calling_is_422() -> None:
     app = create_app(FakeLocalChatModel())
     async with asgi_client(app) as client:
