@@ -309,7 +309,7 @@ class ChatHybrid(BaseChatModel):
     @field_validator("local", mode="before")
     @classmethod
     def _local_from_huggingface(cls, local: Any) -> Any:
-        """Turn a ``HuggingFacePipeline``/``ChatHuggingFace``/``HuggingFaceEndpoint`` into a tier."""
+        """Turn a HuggingFacePipeline, ChatHuggingFace or HuggingFaceEndpoint into a tier."""
         from langchain_hybrid.huggingface import as_local_tier
 
         return as_local_tier(local)
