@@ -89,7 +89,9 @@ def test_docs_page_code_runs(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(ROOT)  # pages refer to examples/... as a reader in a clone would
+    # Files a page writes land in a scratch folder; examples/ is there, as in a clone.
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOCS_TMP", str(tmp_path))
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for block in python_blocks(page):
