@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_hybrid._callbacks import (
     RoutedRun,
@@ -305,6 +305,14 @@ class ChatHybrid(BaseChatModel):
                 "reasons, rules) belong to policy=RoutingPolicy(...)."
             )
         return values
+
+    @field_validator("local", mode="before")
+    @classmethod
+    def _local_from_huggingface(cls, local: Any) -> Any:
+        """Turn a HuggingFacePipeline, ChatHuggingFace or HuggingFaceEndpoint into a tier."""
+        from langchain_hybrid.huggingface import as_local_tier
+
+        return as_local_tier(local)
 
     @model_validator(mode="after")
     def _ask_cloud_for_logprobs(self) -> ChatHybrid:
