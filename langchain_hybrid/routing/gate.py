@@ -96,8 +96,9 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
     model called inside the primary, captured through callbacks (its log-probs and finish
     reason): when several chat models run inside it, the last one to end is judged, as
     the one that wrote the answer (a query-rewriting step runs before the answering
-    one). When no chat model ran, or none gave log-probs, the reason is ``no_logprobs``. If the primary fails, the fallback answers
-    (reason ``local_error``); if the fallback fails, the primary output is returned with
+    one). When no chat model ran, or the judged one gave no log-probs, the reason is
+    ``no_logprobs``. If the primary fails, the fallback answers (reason ``local_error``);
+    if the fallback fails, the primary output is returned with
     ``degraded=True``. The decision is attached to an ``AIMessage`` output's
     ``response_metadata["routing"]``, added as a ``"routing"`` key to a dict output, sent
     as the ``hybrid_route`` callback event, and written to the LangSmith run's metadata.
