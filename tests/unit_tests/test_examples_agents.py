@@ -84,3 +84,36 @@ def test_agent_tools_are_real() -> None:
     assert agent.population.invoke({"city": "Lyon"}) == "0.52"
     with pytest.raises(ValueError, match="only"):
         agent.calculator.invoke({"expression": "__import__('os')"})
+
+
+class Historian(FakeLocalChatModel):
+    """Confident on capitals, unsure on history (the checkpointed thread grows each turn)."""
+
+    def _next(self, messages: list[Any], kwargs: dict[str, Any]) -> tuple[str, list[Any], float]:
+        self.received.append(list(messages))
+        question = str(messages[-1].text)
+        return (
+            "Rome." if "capital" in question else "It ended a war.",
+            [],
+            (-0.05 if "capital" in question else -2.5),
+        )
+
+
+def test_conversation_example_with_and_without_sticky_escalation(
+    examples: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conversation = module("conversation")
+    cloud = make_chat_openai(MockOpenAI(responder=lambda body: ScriptedReply("Cloud answer.")))
+    local = Historian()
+    assert conversation.run(local, cloud, sticky=False) == [
+        ("local", "confident"),
+        ("cloud", "low_confidence"),
+        ("local", "confident"),
+    ]
+    assert [len(m) for m in local.received] == [1, 3, 5]  # the checkpointer kept the thread
+    assert conversation.run(Historian(), cloud, sticky=True) == [
+        ("local", "confident"),
+        ("cloud", "low_confidence"),
+        ("cloud", "sticky_escalation"),
+    ]
+    assert "the thread holds 6 messages" in capsys.readouterr().out
