@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -31,6 +32,10 @@ from pydantic import Field
 from tests.support.openai_fake import logprob_content, split_tokens
 
 __all__ = ["FakeLocalChatModel"]
+
+
+#: The tool calls of the answer being produced on this thread (from ``_answer``).
+_PENDING = threading.local()
 
 
 def _answers() -> Iterator[AIMessage | str]:
@@ -74,19 +79,14 @@ class FakeLocalChatModel(GenericFakeChatModel):
         return "fake-local-chat"
 
     def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, float]:
-        """Return the next answer's text and the log-prob of each of its tokens."""
-        text, _, logprob = self._next(messages, kwargs)
-        return text, logprob
+        """Return the next answer's text and the log-prob of each of its tokens.
 
-    def _next(
-        self, messages: list[BaseMessage], kwargs: dict[str, Any]
-    ) -> tuple[str, list[dict[str, Any]], float]:
-        """Return the next answer: text, tool-call chunks (args as strings), log-prob."""
-        self.seen.append(dict(kwargs))
-        self.received.append(list(messages))
+        Subclasses override this to pick answers their own way; a scripted ``AIMessage``'s
+        tool calls are handed on through :meth:`_next`.
+        """
         message = next(self.messages)
         if isinstance(message, str):
-            return message, [], self.logprob
+            return message, self.logprob
         calls = [
             {"name": c["name"], "args": json.dumps(c["args"]), "id": c.get("id") or f"call_{i}"}
             for i, c in enumerate(message.tool_calls)
@@ -95,7 +95,19 @@ class FakeLocalChatModel(GenericFakeChatModel):
             {"name": c.get("name"), "args": c.get("args") or "", "id": c.get("id") or "bad"}
             for c in message.invalid_tool_calls
         ]
-        return str(message.text), calls, self.logprob
+        _PENDING.calls = calls
+        return str(message.text), self.logprob
+
+    def _next(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> tuple[str, list[dict[str, Any]], float]:
+        """Return the next answer: text, tool-call chunks (args as strings), log-prob."""
+        self.seen.append(dict(kwargs))
+        self.received.append(list(messages))
+        _PENDING.calls = []
+        text, logprob = self._answer(messages, kwargs)
+        calls, _PENDING.calls = _PENDING.calls, []
+        return text, calls, logprob
 
     @staticmethod
     def _call_tokens(calls: list[dict[str, Any]]) -> list[str]:
