@@ -247,8 +247,11 @@ def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
     examples = load_dataset(data, limit=limit, seed=0)
     scores: dict[str, list[float]] = {}
     right: dict[str, list[bool]] = {}
+    answered_s: dict[str, float] = {}
     for name, (llm, _) in loaded.items():
+        start = time.perf_counter()
         records = collect_local(examples, llm, max_tokens=32, progress=False)
+        answered_s[name] = time.perf_counter() - start
         scores[name] = [_mean_logprob(r.answer) for r in records]
         right[name] = [r.correct for r in records]
     print(f"engines: decode {tokens} tokens x {rounds} rounds (median), {len(examples)} questions")
@@ -262,6 +265,7 @@ def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
         line = (
             f"  {name:9s} {tps:6.1f} tok/s ({tps / base:.2f}x float32)  load {load_s:5.1f}s  "
             f"weights {_weight_bytes(llm._loaded.model) / 2**20:6.0f} MiB  "
+            f"{len(y) / answered_s[name]:4.1f} questions/s (batches of 8)  "
             f"accuracy {sum(y) / len(y):.3f}  AUROC {auroc:.3f}"
         )
         if name != "float32":
