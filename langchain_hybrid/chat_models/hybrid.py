@@ -935,12 +935,19 @@ def _takes_timeout(runnable: Any) -> bool:
 
 
 def _chunk_of(chunk: Any) -> ChatGenerationChunk:
-    """Return the routed run's view of a tier chunk: no position or usage of its own."""
-    return ChatGenerationChunk(
-        message=message_chunk(chunk).model_copy(
-            update={"chunk_position": None, "usage_metadata": None}
-        )
-    )
+    """Return the routed run's view of a tier chunk: no position or usage of its own.
+
+    The decision chunk of a tier that is itself a router (a cascade) moves its decision
+    to ``tier_routing`` (a list, which chunks add up), leaving ``routing`` to this run.
+    """
+    message = message_chunk(chunk)
+    update: dict[str, Any] = {"chunk_position": None, "usage_metadata": None}
+    below = message.response_metadata.get("routing")
+    if isinstance(below, dict):
+        metadata = {k: v for k, v in message.response_metadata.items() if k != "routing"}
+        metadata["tier_routing"] = [*metadata.get("tier_routing", []), below]
+        update["response_metadata"] = metadata
+    return ChatGenerationChunk(message=message.model_copy(update=update))
 
 
 def _report(run_manager: CallbackManagerForLLMRun | None, out: ChatGenerationChunk) -> Any:

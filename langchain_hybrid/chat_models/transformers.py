@@ -30,7 +30,13 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from pydantic import Field, PrivateAttr, model_validator
 
-from langchain_hybrid._models import LoadedModel, ModelSpec, load_model
+from langchain_hybrid._models import (
+    LoadedModel,
+    ModelSpec,
+    Quantization,
+    check_quantization,
+    load_model,
+)
 from langchain_hybrid.chat_models._generation import (
     GenerationEngine,
     GenerationRequest,
@@ -97,6 +103,12 @@ class ChatTransformers(BaseChatModel):
             "cpu", "cuda", "cuda:N", "mps" or "auto".
         dtype: str | None
             "auto", "float32", "bfloat16", "float16"; None picks float32 on CPU.
+            Log-probs are computed in float32 whatever the weights' dtype.
+        quantization: "int8" | "4bit" | None
+            Lower-precision weights: "int8" (torchao, CPU or GPU; ``pip install
+            'langchain-hybrid[int8]'``), "4bit" (NF4 via bitsandbytes, CUDA only;
+            ``pip install 'langchain-hybrid[gpu]'``). See ``docs/scale-out.md`` for
+            measured speed and routing quality.
         trust_remote_code: bool
             Passed to transformers.
         timeout: float | None
@@ -204,6 +216,9 @@ class ChatTransformers(BaseChatModel):
     trust_remote_code: bool = False
     """Allow model code from the hub repository (passed to transformers)."""
 
+    quantization: Quantization | None = None
+    """Lower-precision weights: "int8" (CPU or GPU, torchao) or "4bit" (CUDA, bitsandbytes)."""
+
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature; 0 decodes greedily."""
 
@@ -267,6 +282,7 @@ class ChatTransformers(BaseChatModel):
 
     @model_validator(mode="after")
     def _load(self) -> ChatTransformers:
+        check_quantization(self.quantization, self.device)  # before any weights load
         self._loaded = load_model(
             ModelSpec(
                 model=self.model,
@@ -275,6 +291,7 @@ class ChatTransformers(BaseChatModel):
                 dtype=self.dtype,
                 device=self.device,
                 trust_remote_code=self.trust_remote_code,
+                quantization=self.quantization,
             ),
             verbose=self.verbose,
         )
@@ -309,6 +326,8 @@ class ChatTransformers(BaseChatModel):
             "seed": self.seed,
             "top_logprobs": self.top_logprobs,
             "device": str(self._loaded.device),
+            "dtype": self.dtype,
+            "quantization": self.quantization,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:

@@ -8,6 +8,10 @@ the saved :class:`~langchain_hybrid.routing.policy.RoutingPolicy`; pass the same
 several models to share it. Every guard is thread- and async-safe (a lock held for a few
 arithmetic steps, never across a call).
 
+A guard keeps its state in a :class:`~langchain_hybrid.routing.state.GuardStore`: by
+default in this process; with ``store=RedisStore(...)`` in Redis, so router replicas
+behind a load balancer share one budget and one circuit state.
+
 Example:
     >>> breaker = CircuitBreaker(failure_threshold=2, cooldown_s=60)
     >>> for _ in range(2):
@@ -18,16 +22,16 @@ Example:
 
 from __future__ import annotations
 
-import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from langchain_hybrid.routing.decision import RouteReason
 from langchain_hybrid.routing.failures import FAILURE_KINDS, FailureKind
+from langchain_hybrid.routing.state import GuardState, GuardStore, InMemoryStore
 
 __all__ = [
     "Budget",
@@ -98,6 +102,26 @@ class CloudGuard(ABC):
 
 CircuitState = Literal["closed", "open", "half_open"]
 
+#: Seconds after which a permit never released (a replica that died mid-call) is forgotten,
+#: when the guard's store is shared; in process, permits are always released.
+SHARED_LEASE_S = 300.0
+
+
+def _store_and_clock(
+    store: GuardStore | None, clock: Clock | None, lease_s: float | None
+) -> tuple[GuardStore, Clock, float | None]:
+    if lease_s is not None and not lease_s > 0:
+        raise ValueError(f"lease_s must be a number > 0 or None, got {lease_s!r}")
+    if store is None:
+        return InMemoryStore(), clock or time.monotonic, lease_s
+    if not isinstance(store, GuardStore):
+        raise TypeError(
+            f"store must be a GuardStore (InMemoryStore, RedisStore, ...), got {store!r}"
+        )
+    shared = not isinstance(store, InMemoryStore)
+    lease = lease_s if lease_s is not None else (SHARED_LEASE_S if shared else None)
+    return store, clock or store.clock, lease
+
 
 class CircuitBreaker(CloudGuard):
     """Skip the cloud for a cool-down after ``failure_threshold`` consecutive failures.
@@ -111,7 +135,13 @@ class CircuitBreaker(CloudGuard):
         failure_threshold: consecutive failures that open the circuit.
         cooldown_s: seconds the circuit stays open before a probe.
         counts: the failure kinds that count (see :mod:`~langchain_hybrid.routing.failures`).
-        clock: monotonic seconds (for tests).
+        clock: seconds (for tests); default the store's clock (monotonic in process,
+            wall-clock for a shared store).
+        store: where the state lives (default: this process); a
+            :class:`~langchain_hybrid.routing.state.RedisStore` shares it between replicas.
+        key: the state's key in the store (give each breaker sharing a store its own).
+        lease_s: seconds after which a probe never reported is forgotten (default: never
+            in process, 300 s with a shared store, where a replica may die mid-call).
 
     Example:
         >>> now = [0.0]
@@ -136,7 +166,10 @@ class CircuitBreaker(CloudGuard):
         cooldown_s: float = 30.0,
         *,
         counts: frozenset[FailureKind] | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock | None = None,
+        store: GuardStore | None = None,
+        key: str = "circuit",
+        lease_s: float | None = None,
     ) -> None:
         if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int):
             raise ValueError(f"failure_threshold must be an int >= 1, got {failure_threshold!r}")
@@ -155,13 +188,8 @@ class CircuitBreaker(CloudGuard):
         self.failure_threshold = failure_threshold
         self.cooldown_s = float(cooldown_s)
         self.counts = counted
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._probing = False
-        self._times_opened = 0
-        self._skipped = 0
+        self.store, self._clock, self.lease_s = _store_and_clock(store, clock, lease_s)
+        self.key = key
 
     def __repr__(self) -> str:
         return (
@@ -169,50 +197,84 @@ class CircuitBreaker(CloudGuard):
             f"cooldown_s={self.cooldown_s})"
         )
 
-    def _state(self) -> CircuitState:
-        if self._opened_at is None:
+    @staticmethod
+    def _fresh(state: GuardState | None) -> GuardState:
+        base: GuardState = {
+            "failures": 0,
+            "opened_at": None,
+            "probe_at": None,
+            "times_opened": 0,
+            "skipped": 0,
+        }
+        return {**base, **(state or {})}
+
+    def _state_of(self, s: GuardState, now: float) -> CircuitState:
+        if s["opened_at"] is None:
             return "closed"
-        if self._clock() - self._opened_at < self.cooldown_s:
+        if now - s["opened_at"] < self.cooldown_s:
             return "open"
         return "half_open"
+
+    def _probing(self, s: GuardState, now: float) -> bool:
+        probe_at = s["probe_at"]
+        if probe_at is None:
+            return False
+        return self.lease_s is None or now - probe_at < self.lease_s
+
+    def _read(self) -> tuple[GuardState, float]:
+        now = self._clock()
+        state = self.store.transact(self.key, lambda s: (self._fresh(s), self._fresh(s)))
+        return state, now
 
     @property
     def state(self) -> CircuitState:
         """``closed`` (calls go through), ``open`` (skipped) or ``half_open`` (probing)."""
-        with self._lock:
-            return self._state()
+        s, now = self._read()
+        return self._state_of(s, now)
 
     def available(self) -> bool:
         """Whether a call would be let through now (closed, or half-open with no probe)."""
-        with self._lock:
-            state = self._state()
-            return state == "closed" or (state == "half_open" and not self._probing)
+        s, now = self._read()
+        state = self._state_of(s, now)
+        return state == "closed" or (state == "half_open" and not self._probing(s, now))
 
     def acquire(self) -> Permit | None:
         """Return a permit (the probe, when half-open), or None while the circuit is open."""
-        with self._lock:
-            state = self._state()
-            if state == "open" or (state == "half_open" and self._probing):
-                self._skipped += 1
-                return None
+        now = self._clock()
+
+        def transition(stored: GuardState | None) -> tuple[GuardState, tuple[bool, bool]]:
+            s = self._fresh(stored)
+            state = self._state_of(s, now)
+            if state == "open" or (state == "half_open" and self._probing(s, now)):
+                return {**s, "skipped": s["skipped"] + 1}, (False, False)
             probe = state == "half_open"
-            self._probing = self._probing or probe
+            return ({**s, "probe_at": now} if probe else s), (True, probe)
+
+        allowed, probe = self.store.transact(self.key, transition)
+        if not allowed:
+            return None
         return Permit(lambda outcome: self._release(outcome, probe))
 
     def _release(self, outcome: CloudOutcome | None, probe: bool) -> None:
-        with self._lock:
+        now = self._clock()
+
+        def transition(stored: GuardState | None) -> tuple[GuardState, None]:
+            s = self._fresh(stored)
             if probe:
-                self._probing = False
+                s["probe_at"] = None
             if outcome is None:
-                return
+                return s, None
             if outcome.ok:
-                self._failures, self._opened_at = 0, None
+                s["failures"], s["opened_at"] = 0, None
             elif outcome.failure in self.counts:
-                self._failures += 1
-                if probe or self._failures >= self.failure_threshold:
-                    if self._opened_at is None or probe:
-                        self._times_opened += 1
-                    self._opened_at = self._clock()
+                s["failures"] += 1
+                if probe or s["failures"] >= self.failure_threshold:
+                    if s["opened_at"] is None or probe:
+                        s["times_opened"] += 1
+                    s["opened_at"] = now
+            return s, None
+
+        self.store.transact(self.key, transition)
 
     def reset(self) -> None:
         """Close the circuit and forget the failures (e.g. after fixing the credentials).
@@ -220,8 +282,12 @@ class CircuitBreaker(CloudGuard):
         Example:
             >>> CircuitBreaker().reset()
         """
-        with self._lock:
-            self._failures, self._opened_at, self._probing = 0, None, False
+
+        def transition(stored: GuardState | None) -> tuple[GuardState, None]:
+            s = self._fresh(stored)
+            return {**s, "failures": 0, "opened_at": None, "probe_at": None}, None
+
+        self.store.transact(self.key, transition)
 
     def snapshot(self) -> dict[str, Any]:
         """Return ``state``, ``consecutive_failures``, ``times_opened`` and ``skipped``.
@@ -230,13 +296,13 @@ class CircuitBreaker(CloudGuard):
             >>> CircuitBreaker().snapshot()["state"]
             'closed'
         """
-        with self._lock:
-            return {
-                "state": self._state(),
-                "consecutive_failures": self._failures,
-                "times_opened": self._times_opened,
-                "skipped": self._skipped,
-            }
+        s, now = self._read()
+        return {
+            "state": self._state_of(s, now),
+            "consecutive_failures": s["failures"],
+            "times_opened": s["times_opened"],
+            "skipped": s["skipped"],
+        }
 
 
 class Budget(CloudGuard):
@@ -254,7 +320,14 @@ class Budget(CloudGuard):
         max_usd: the most USD to spend on the cloud.
         max_cloud_tokens: the most cloud tokens (prompt + completion) to use.
         window_s: count only spending of the last ``window_s`` seconds (None: ever).
-        clock: monotonic seconds (for tests).
+        clock: seconds (for tests); default the store's clock (monotonic in process,
+            wall-clock for a shared store).
+        store: where the spending lives (default: this process); a
+            :class:`~langchain_hybrid.routing.state.RedisStore` shares it between replicas,
+            which then spend from one budget.
+        key: the state's key in the store (give each budget sharing a store its own).
+        lease_s: seconds after which a reservation never released is forgotten (default:
+            never in process, 300 s with a shared store, where a replica may die mid-call).
 
     Example:
         >>> budget = Budget(max_usd=0.02)
@@ -272,7 +345,10 @@ class Budget(CloudGuard):
         max_cloud_tokens: int | None = None,
         *,
         window_s: float | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock | None = None,
+        store: GuardStore | None = None,
+        key: str = "budget",
+        lease_s: float | None = None,
     ) -> None:
         if max_usd is None and max_cloud_tokens is None:
             raise ValueError("Budget needs max_usd, max_cloud_tokens or both")
@@ -287,16 +363,8 @@ class Budget(CloudGuard):
         self.max_usd = None if max_usd is None else float(max_usd)
         self.max_cloud_tokens = max_cloud_tokens
         self.window_s = window_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._spent: deque[tuple[float, float, int]] = deque()  # (time, usd, tokens)
-        self._usd = 0.0
-        self._tokens = 0
-        self._in_flight = 0
-        self._reserved_usd = 0.0
-        self._reserved_tokens = 0
-        self._largest: tuple[float, int] | None = None
-        self._refused = 0
+        self.store, self._clock, self.lease_s = _store_and_clock(store, clock, lease_s)
+        self.key = key
 
     def __repr__(self) -> str:
         return (
@@ -304,61 +372,89 @@ class Budget(CloudGuard):
             f"window_s={self.window_s})"
         )
 
-    def _prune(self) -> None:
-        if self.window_s is None:
-            return
-        horizon = self._clock() - self.window_s
-        while self._spent and self._spent[0][0] < horizon:
-            _, usd, tokens = self._spent.popleft()
-            self._usd -= usd
-            self._tokens -= tokens
+    def _fresh(self, stored: GuardState | None, now: float) -> GuardState:
+        """Copy the stored state, dropping spending outside the window and stale leases."""
+        s: GuardState = {
+            "spent": [],  # [time, usd, tokens] per call
+            "usd": 0.0,
+            "tokens": 0,
+            "reserved": {},  # permit id -> [time, usd, tokens]
+            "largest": None,  # [usd, tokens] of the most expensive call
+            "refused": 0,
+        }
+        if stored:
+            s.update(stored)
+            s["spent"] = list(s["spent"])
+            s["reserved"] = dict(s["reserved"])
+        if self.window_s is not None:
+            horizon = now - self.window_s
+            while s["spent"] and s["spent"][0][0] < horizon:
+                _, usd, tokens = s["spent"].pop(0)
+                s["usd"] -= usd
+                s["tokens"] -= tokens
+        if self.lease_s is not None:
+            s["reserved"] = {k: v for k, v in s["reserved"].items() if now - v[0] < self.lease_s}
+        return s
 
-    def _spent_out(self) -> bool:
-        return (self.max_usd is not None and self._usd >= self.max_usd) or (
-            self.max_cloud_tokens is not None and self._tokens >= self.max_cloud_tokens
+    def _spent_out(self, s: GuardState) -> bool:
+        return (self.max_usd is not None and s["usd"] >= self.max_usd) or (
+            self.max_cloud_tokens is not None and s["tokens"] >= self.max_cloud_tokens
         )
 
-    def _fits(self, usd: float, tokens: int) -> bool:
-        return (self.max_usd is None or self._usd + self._reserved_usd + usd <= self.max_usd) and (
+    def _fits(self, s: GuardState, usd: float, tokens: int) -> bool:
+        reserved = s["reserved"].values()
+        reserved_usd = sum(r[1] for r in reserved)
+        reserved_tokens = sum(r[2] for r in reserved)
+        return (self.max_usd is None or s["usd"] + reserved_usd + usd <= self.max_usd) and (
             self.max_cloud_tokens is None
-            or self._tokens + self._reserved_tokens + tokens <= self.max_cloud_tokens
+            or s["tokens"] + reserved_tokens + tokens <= self.max_cloud_tokens
         )
 
     def available(self) -> bool:
         """Whether anything is left to spend (in the window)."""
-        with self._lock:
-            self._prune()
-            return not self._spent_out()
+        now = self._clock()
+        return self.store.transact(
+            self.key, lambda stored: (s := self._fresh(stored, now), not self._spent_out(s))
+        )
 
     def acquire(self) -> Permit | None:
         """Reserve one call's likely cost; None when spent, or when it could go over."""
-        with self._lock:
-            self._prune()
-            estimate = self._largest
-            allowed = not self._spent_out() and (
-                self._in_flight == 0 or (estimate is not None and self._fits(*estimate))
+        now = self._clock()
+        permit_id = uuid.uuid4().hex
+
+        def transition(stored: GuardState | None) -> tuple[GuardState, bool]:
+            s = self._fresh(stored, now)
+            estimate = s["largest"]
+            allowed = not self._spent_out(s) and (
+                not s["reserved"] or (estimate is not None and self._fits(s, *estimate))
             )
             if not allowed:
-                self._refused += 1
-                return None
+                s["refused"] += 1
+                return s, False
             usd, tokens = estimate or (0.0, 0)
-            self._in_flight += 1
-            self._reserved_usd += usd
-            self._reserved_tokens += tokens
-        return Permit(lambda outcome: self._release(outcome, usd, tokens))
+            s["reserved"][permit_id] = [now, usd, tokens]
+            return s, True
 
-    def _release(self, outcome: CloudOutcome | None, usd: float, tokens: int) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            self._reserved_usd -= usd
-            self._reserved_tokens -= tokens
+        if not self.store.transact(self.key, transition):
+            return None
+        return Permit(lambda outcome: self._release(outcome, permit_id))
+
+    def _release(self, outcome: CloudOutcome | None, permit_id: str) -> None:
+        now = self._clock()
+
+        def transition(stored: GuardState | None) -> tuple[GuardState, None]:
+            s = self._fresh(stored, now)
+            s["reserved"].pop(permit_id, None)
             if outcome is None or (outcome.cost_usd <= 0 and outcome.tokens <= 0):
-                return
-            self._spent.append((self._clock(), outcome.cost_usd, outcome.tokens))
-            self._usd += outcome.cost_usd
-            self._tokens += outcome.tokens
-            largest = self._largest or (0.0, 0)
-            self._largest = (max(largest[0], outcome.cost_usd), max(largest[1], outcome.tokens))
+                return s, None
+            s["spent"].append([now, outcome.cost_usd, outcome.tokens])
+            s["usd"] += outcome.cost_usd
+            s["tokens"] += outcome.tokens
+            largest = s["largest"] or (0.0, 0)
+            s["largest"] = [max(largest[0], outcome.cost_usd), max(largest[1], outcome.tokens)]
+            return s, None
+
+        self.store.transact(self.key, transition)
 
     def snapshot(self) -> dict[str, Any]:
         """Return what was spent (in the window), the caps, calls in flight and refusals.
@@ -367,15 +463,15 @@ class Budget(CloudGuard):
             >>> Budget(max_cloud_tokens=1000).snapshot()["spent_tokens"]
             0
         """
-        with self._lock:
-            self._prune()
-            return {
-                "spent_usd": self._usd,
-                "spent_tokens": self._tokens,
-                "max_usd": self.max_usd,
-                "max_cloud_tokens": self.max_cloud_tokens,
-                "window_s": self.window_s,
-                "in_flight": self._in_flight,
-                "refused": self._refused,
-                "exhausted": self._spent_out(),
-            }
+        now = self._clock()
+        s = self.store.transact(self.key, lambda stored: (t := self._fresh(stored, now), t))
+        return {
+            "spent_usd": s["usd"],
+            "spent_tokens": s["tokens"],
+            "max_usd": self.max_usd,
+            "max_cloud_tokens": self.max_cloud_tokens,
+            "window_s": self.window_s,
+            "in_flight": len(s["reserved"]),
+            "refused": s["refused"],
+            "exhausted": self._spent_out(s),
+        }

@@ -53,11 +53,19 @@ def with_routing(
 ) -> AIMessage:
     """Return the answer as an ``AIMessage`` whose metadata carries the decision.
 
+    When the answer came from a tier that is itself a router (``ChatHybrid(local=small,
+    cloud=ChatHybrid(local=medium, cloud=large))``, a cascade), that tier's decision is
+    kept in ``response_metadata["tier_routing"]``: the decisions of the routers below,
+    the innermost first.
+
     ``keep_usage=False`` drops ``usage_metadata``: a routed chat-model run must not report
     the tokens its tier runs already reported (handlers and LangSmith would count them
     twice); the decision keeps them in ``usage``.
     """
     metadata = {**message.response_metadata, "routing": decision.as_dict()}
+    below = message.response_metadata.get("routing")
+    if isinstance(below, dict):  # the tier was itself a router (a cascade): keep its decision
+        metadata["tier_routing"] = [*message.response_metadata.get("tier_routing", []), below]
     if isinstance(message, AIMessage):
         return AIMessage(
             content=message.content,

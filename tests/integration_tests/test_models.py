@@ -1,6 +1,7 @@
 """Loading local models: the embedded default converted once and cached, clear errors."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,14 @@ def test_conversion_happens_once_and_is_reused(
     assert out.stdout.strip().splitlines()[-1] == str(folder)
     assert "converting" not in out.stderr
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+    # The same GGUF file in another virtual environment (or clone) reuses the conversion.
+    elsewhere = tmp_path / "other-clone" / ".venv" / gguf.name
+    elsewhere.parent.mkdir(parents=True)
+    shutil.copyfile(gguf, elsewhere)
+    capfd.readouterr()
+    assert _models.convert_gguf(elsewhere, _models.DEFAULT_MODEL_NAME) == folder
+    assert "converting" not in capfd.readouterr().err
+    [entry] = _models.cached_models()
+    assert entry.path == folder and entry.name == _models.DEFAULT_MODEL_NAME
+    assert entry.source == str(gguf) and entry.size_bytes > 100 * 2**20

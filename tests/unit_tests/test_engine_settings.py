@@ -1,0 +1,62 @@
+"""Faster-engine settings of ChatTransformers: checked at construction, before any weights load."""
+
+import importlib.util
+
+import pytest
+from pydantic import ValidationError
+
+from langchain_hybrid import ChatTransformers, _models
+from langchain_hybrid.errors import EngineSettingError, MissingDependencyError
+
+
+def test_4bit_on_cpu_says_to_use_a_gpu_or_int8() -> None:
+    with pytest.raises(EngineSettingError, match="needs an NVIDIA GPU.*quantization='int8'"):
+        ChatTransformers(quantization="4bit", device="cpu")
+
+
+def test_4bit_without_bitsandbytes_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, package=None: None if name == "bitsandbytes" else real(name, package),
+    )
+    with pytest.raises(MissingDependencyError, match=r"pip install 'langchain-hybrid\[gpu\]'"):
+        ChatTransformers(quantization="4bit", device="cuda")
+
+
+def test_4bit_without_cuda_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, package=None: object() if name == "bitsandbytes" else real(name, package),
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EngineSettingError, match="torch sees none"):
+        ChatTransformers(quantization="4bit", device="auto")
+
+
+def test_int8_without_torchao_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, package=None: None if name == "torchao" else real(name, package),
+    )
+    with pytest.raises(MissingDependencyError, match=r"langchain-hybrid\[int8\]"):
+        ChatTransformers(quantization="int8")
+
+
+def test_unknown_quantization_names_the_choices() -> None:
+    with pytest.raises(ValidationError, match="quantization"):
+        ChatTransformers(quantization="3bit")  # type: ignore[arg-type]
+    with pytest.raises(EngineSettingError, match="'int8'.*'4bit'"):
+        _models.check_quantization("int4", "cpu")
+
+
+def test_quantization_is_part_of_what_is_loaded() -> None:
+    # Models with other weights are loaded (and cached in the process) apart.
+    assert _models.ModelSpec(quantization="int8") != _models.ModelSpec()
