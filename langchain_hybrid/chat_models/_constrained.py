@@ -230,17 +230,18 @@ class TokenMasks:
         ]
         if not rows:
             return scores
+        import numpy as np
+
         raw = b"".join(self.states[i].bitmask() for i in rows)
-        words = torch.frombuffer(bytearray(raw), dtype=torch.int32).view(len(rows), -1)
-        shifts = torch.arange(32, dtype=torch.int32)
-        allowed = ((words.unsqueeze(-1) >> shifts) & 1).view(len(rows), -1).bool()
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        bits = bits.reshape(len(rows), -1)
         vocab = scores.shape[-1]
-        if allowed.shape[1] < vocab:
-            pad = torch.zeros(len(rows), vocab - allowed.shape[1], dtype=torch.bool)
-            allowed = torch.cat([allowed, pad], dim=1)
-        allowed = allowed[:, :vocab].to(scores.device)
+        forbidden = np.ones((len(rows), vocab), dtype=bool)
+        width = min(vocab, bits.shape[1])
+        forbidden[:, :width] = bits[:, :width] == 0
+        mask = torch.from_numpy(forbidden).to(scores.device)
         index = torch.tensor(rows, device=scores.device)
-        scores[index] = scores[index].masked_fill(~allowed, float("-inf"))
+        scores[index] = scores[index].masked_fill(mask, float("-inf"))
         return scores
 
 

@@ -38,7 +38,9 @@ def tiny() -> tuple[Any, Any]:
     return hf, llguidance.hf.from_tokenizer(hf, n_vocab=len(vocab), eos_token=hf.eos_token_id)
 
 
-def decode(grammars: list[Grammar | None], tiny: tuple[Any, Any], prefer: list[str], steps: int = 80):
+def decode(
+    grammars: list[Grammar | None], tiny: tuple[Any, Any], prefer: list[str], steps: int = 80
+):
     """Greedy decoding of a fake model that prefers, per row, the next byte of ``prefer[i]``.
 
     Off that script it prefers ending, then closing a string, an object, an item, then a digit.
@@ -53,10 +55,9 @@ def decode(grammars: list[Grammar | None], tiny: tuple[Any, Any], prefer: list[s
     for _ in range(steps):
         scores = torch.randn(len(grammars), vocab) * 0.01
         for i, want in enumerate(prefer):
-            if want.startswith(texts[i]):
-                rest = want[len(texts[i]) :]
-                target = hf.convert_tokens_to_ids(hf.tokenize(rest[:1])) if rest else eos
-                scores[i, target] += 5.0
+            rest = want[len(texts[i]) :] if want.startswith(texts[i]) else ""
+            if rest:
+                scores[i, hf.convert_tokens_to_ids(hf.tokenize(rest[:1]))] += 5.0
             else:  # off its script: it would rather end, close a string or an object
                 for bonus, token in enumerate(["1", ",", "}", '"', "<eos>"]):
                     scores[i, hf.convert_tokens_to_ids(token)] += 2.0 + bonus
@@ -140,7 +141,9 @@ def test_with_auto_the_row_is_free_until_it_opens_a_tool_call(tiny) -> None:
     texts, _ = decode([grammar], tiny, prefer=[plain])
     assert texts[0] == plain
     texts, _ = decode(
-        [grammar], tiny, prefer=['Let me add.<tool_call>\n{"name": "add", "arguments": {"a": 1'],
+        [grammar],
+        tiny,
+        prefer=['Let me add.<tool_call>\n{"name": "add", "arguments": {"a": 1'],
         steps=120,
     )
     reply = parse_reply(texts[0], OutputFormat.from_call_options({"tools": tools}))
@@ -154,4 +157,3 @@ def test_a_matcher_that_cannot_follow_goes_inactive_instead_of_masking_everythin
     assert state.active
     state.advance(hf.convert_tokens_to_ids("x"), "x")  # not JSON: the matcher rejects it
     assert not state.active
-

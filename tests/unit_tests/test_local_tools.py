@@ -61,7 +61,10 @@ def test_response_format_shapes() -> None:
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
     json_schema = {"type": "json_schema", "json_schema": {"name": "X", "schema": schema}}
     assert OutputFormat.from_call_options({"response_format": json_schema}).json_schema == schema
-    assert OutputFormat.from_call_options({"response_format": {"type": "json_object"}}).json_schema == {}
+    assert (
+        OutputFormat.from_call_options({"response_format": {"type": "json_object"}}).json_schema
+        == {}
+    )
     assert OutputFormat.from_call_options({"response_format": {"type": "text"}}).json_schema is None
     with pytest.raises(InvalidCallOptionError, match="OpenAI's shapes"):
         OutputFormat.from_call_options({"response_format": {"type": "xml"}})
@@ -143,8 +146,7 @@ def _stream(pieces: list[str], f: OutputFormat) -> AIMessageChunk:
 @pytest.mark.parametrize(
     "text",
     [
-        "Sure.\n<tool_call>\n"
-        '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+        'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
         '{"name": "get_weather", "arguments": {"city": "Paris"}}',
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}',
     ],
