@@ -233,8 +233,8 @@ class TokenMasks:
         import numpy as np
 
         raw = b"".join(self.states[i].bitmask() for i in rows)
-        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
-        bits = bits.reshape(len(rows), -1)
+        flat = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        bits: Any = flat.reshape(len(rows), -1)
         vocab = scores.shape[-1]
         forbidden = np.ones((len(rows), vocab), dtype=bool)
         width = min(vocab, bits.shape[1])
