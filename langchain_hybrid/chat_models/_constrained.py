@@ -51,6 +51,7 @@ from langchain_hybrid.chat_models._tools import CALL_CLOSE, CALL_OPEN, OutputFor
 from langchain_hybrid.errors import InvalidCallOptionError, MissingDependencyError
 
 __all__ = [
+    "closed",
     "JSON_OPTIONS",
     "MAX_PARALLEL_CALLS",
     "Grammar",
@@ -95,6 +96,44 @@ def _llguidance() -> Any:
     return llguidance
 
 
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+
+
+def closed(schema: Any) -> Any:
+    """Return ``schema`` with every object that does not say otherwise closed to extra keys.
+
+    An object schema without ``additionalProperties`` allows any other key, and a small
+    model, free to add keys, adds them until ``max_tokens`` cuts the JSON. So, as OpenAI's
+    strict mode requires, objects get ``"additionalProperties": false`` unless the schema
+    sets it; ``{"type": "object"}`` alone (JSON mode: any object) stays open.
+
+    Example:
+        >>> closed({"type": "object", "properties": {"a": {"type": "object",
+        ...     "properties": {}}}})["properties"]["a"]["additionalProperties"]
+        False
+        >>> closed({"type": "object"})
+        {'type': 'object'}
+    """
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {k: closed(v) for k, v in out[key].items()}
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [closed(v) for v in out[key]]
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(out.get(key), dict):
+            out[key] = closed(out[key])
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 def json_grammar(schema: dict[str, Any]) -> str:
     """Return the llguidance grammar of a JSON answer following ``schema`` (``{}``: any object).
 
@@ -103,7 +142,9 @@ def json_grammar(schema: dict[str, Any]) -> str:
         '{'
     """
     return str(
-        _llguidance().LLMatcher.grammar_from_json_schema(schema or {"type": "object"}, JSON_OPTIONS)
+        _llguidance().LLMatcher.grammar_from_json_schema(
+            closed(schema) if schema else {"type": "object"}, JSON_OPTIONS
+        )
     )
 
 
@@ -113,7 +154,7 @@ def _call_schema(tool: dict[str, Any]) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "name": {"const": function["name"]},
-            "arguments": function.get("parameters") or {"type": "object"},
+            "arguments": closed(function.get("parameters") or {"type": "object"}),
         },
         "required": ["name", "arguments"],
         "additionalProperties": False,
