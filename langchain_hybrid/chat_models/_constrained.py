@@ -8,7 +8,7 @@ plus ``jsonschema``, ``pillow``, ``diskcache``, ``cloudpickle`` and ``genson`` a
 drives transformers through its own model wrappers. llguidance (Microsoft's
 guidance-ai, maintained, used by vLLM, SGLang and llama.cpp) computes a mask in
 about 0.1 ms per token for the schemas here, takes JSON schemas and Lark grammars
-(so a tool call is ``"<tool_call>\\n" %json{...} "\\n</tool_call>"``), and reads a
+(so a tool call is ``"<tool_call>\n" %json{...} "\n</tool_call>"``), and reads a
 fast Hugging Face tokenizer directly.
 
 How it plugs into the engine: :meth:`Grammar.start` gives each row of a batch its
@@ -170,7 +170,7 @@ def tool_calls_grammar(tools: Sequence[dict[str, Any]], *, parallel: bool, after
     Example:
         >>> tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
         >>> print(tool_calls_grammar(tools, parallel=True, after_open=True).splitlines()[0])
-        start: /[ \\n]?/ call "\\n</tool_call>" more{0,7}
+        start: /[ \n]?/ call "\n</tool_call>" more{0,7}
     """
     schemas = [_call_schema(t) for t in tools]
     schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}

@@ -12,7 +12,7 @@ A local model sees tools in one of two ways:
   into the turns' text in that same format.
 
 Either way the reply format is Hermes' (Qwen's): one block per call,
-``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``. :func:`parse_reply`
+``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``. :func:`parse_reply`
 reads it back, and plain JSON calls too (``{"name": ..., "arguments": ...}`` or a list
 of them); a call that cannot be read becomes an ``invalid_tool_calls`` entry.
 
@@ -23,7 +23,7 @@ Example:
     ... )
     >>> fmt.tool_choice.mode
     'auto'
-    >>> text = '<tool_call>\\n{"name": "add", "arguments": {"a": 1}}\\n</tool_call>'
+    >>> text = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
     >>> reply = parse_reply(text, fmt)
     >>> reply.tool_calls[0]["name"], reply.tool_calls[0]["args"]
     ('add', {'a': 1})
@@ -451,7 +451,7 @@ def parse_reply(text: str, fmt: OutputFormat) -> ParsedReply:
         >>> r = parse_reply('{"name": "f", "arguments": {}}', fmt)
         >>> r.content, [c["name"] for c in r.tool_calls]
         ('', ['f'])
-        >>> parse_reply("<tool_call>\\n{oops", fmt).invalid_tool_calls[0]["args"]
+        >>> parse_reply("<tool_call>\n{oops", fmt).invalid_tool_calls[0]["args"]
         '{oops'
     """
     out = ParsedReply(content=text)
@@ -485,7 +485,7 @@ class ReplyStream:
         >>> s = ReplyStream(fmt)
         >>> s.feed("Sure. <tool")
         ('Sure. ', [])
-        >>> text, calls = s.feed('_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>')
+        >>> text, calls = s.feed('_call>\n{"name": "f", "arguments": {}}\n</tool_call>')
         >>> text, [(c["name"], c["args"], c["index"]) for c in calls]
         ('', [('f', '{}', 0)])
     """
