@@ -220,12 +220,14 @@ def run_batch(llm: ChatTransformers, items: list[dict[str, Any]]) -> tuple[list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=100, help="prompts, evenly spread")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    items = [json.loads(line) for line in DATA.read_text().splitlines()][: args.limit]
+    items = [json.loads(line) for line in DATA.read_text().splitlines()]
+    step = max(1, math.ceil(len(items) / args.limit))
+    items = items[::step]  # an evenly spread sample of every kind when limited
     on = ChatTransformers(max_tokens=args.max_tokens, constrained_decoding=True)
     off = on.model_copy(update={"constrained_decoding": False})
     run_batch(on, items[:2])  # warm up: weights, the grammar tokenizer, kernels
