@@ -117,6 +117,9 @@ class ChatTransformers(BaseChatModel):
             ``finish_reason="timeout"`` (the text so far is kept).
         max_retries: int
             Retries after an out-of-memory error of the accelerator.
+        constrained_decoding: bool
+            Constrain required tool calls and ``response_format`` answers to their JSON
+            schema (default True; False only prompts with the schema).
         verbose: bool
             Show transformers' "Loading weights" progress bar while the model loads;
             it is hidden unless this is true or transformers' verbosity is info or
@@ -167,12 +170,56 @@ class ChatTransformers(BaseChatModel):
             llm.batch([messages] * 16)  # one left-padded generate for all 16
 
     Tool calling:
-        Not supported yet: small local models rarely call tools reliably.
-        ``bind_tools`` raises ``NotImplementedError``; route tool-using turns to a
-        cloud model with ``ChatHybrid``.
+        ``bind_tools`` takes OpenAI's shapes; ``tool_choice`` is "auto", "none",
+        "required" / "any" or a tool's name. Tools reach the model through its chat
+        template when the template renders tools, else through a documented
+        system-prompt block (``GENERIC_TOOLS_PROMPT``); replies are read from
+        ``<tool_call>`` blocks (Hermes/Qwen) or plain JSON. With
+        ``constrained_decoding`` (default on) a required or named call is always valid
+        JSON for the tool's parameters (llguidance masks the other tokens, per row of
+        the batch), and with "auto" a call is constrained once the model opens
+        ``<tool_call>``. Log-probs stay the model's raw ones.
+
+        .. code-block:: python
+
+            from pydantic import BaseModel
+
+            class GetWeather(BaseModel):
+                '''Get the current weather of a city.'''
+
+                city: str
+
+            msg = llm.bind_tools([GetWeather], tool_choice="any").invoke(
+                "What is the weather in Paris?"
+            )
+            msg.tool_calls
+            # [{'name': 'GetWeather', 'args': {'city': 'Paris'}, 'id': 'call_...',
+            #   'type': 'tool_call'}]
+
+            for chunk in llm.bind_tools([GetWeather], tool_choice="any").stream("Rome?"):
+                chunk.tool_call_chunks  # one chunk per call, once it closes
 
     Structured output:
-        Not supported yet, for the same reason.
+        ``with_structured_output(schema, method="json_schema" | "function_calling" |
+        "json_mode", include_raw=...)`` follows ``ChatOpenAI``'s contract, and the call
+        option ``response_format`` takes ``{"type": "json_object"}`` or
+        ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``. A reply
+        that cannot be parsed raises ``OutputParserException`` (or fills
+        ``parsing_error`` with ``include_raw=True``), never a silent ``None``.
+
+        .. code-block:: python
+
+            class Person(BaseModel):
+                '''A person mentioned in a text.'''
+
+                name: str
+                age: int
+
+            llm.with_structured_output(Person).invoke("Alice Smith is 34 years old.")
+            # Person(name='Alice Smith', age=34)
+
+            llm.invoke("Alice is 34.", response_format={"type": "json_object"}).content
+            # '{"name": "Alice", "age": 34}'
 
     Token usage:
         .. code-block:: python
