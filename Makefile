@@ -14,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 UNIT_LANE := tests/unit_tests langchain_hybrid
 INTEGRATION_LANE := tests/integration_tests
 
-.PHONY: setup setup-test demo test test-unit test-integration lint bench
+.PHONY: setup setup-test demo test test-unit test-integration lint bench docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: setup-test
 	$(BIN)/ruff check langchain_hybrid tests benchmarks examples conftest.py
 	$(BIN)/ruff format --check langchain_hybrid tests benchmarks examples conftest.py
 	$(BIN)/mypy langchain_hybrid
+
+# The documentation site (mkdocs.yml; pages in docs/) into site/, warnings as errors.
+# Every ```python block of the pages runs in tests/integration_tests/test_docs_code_blocks.py.
+docs: setup-test
+	$(BIN)/mkdocs build --strict
 
 bench: setup-test
 	$(BIN)/python benchmarks/bench_local.py

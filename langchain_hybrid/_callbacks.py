@@ -37,11 +37,14 @@ from langchain_core.callbacks import (
     CallbackManagerForChainRun,
     CallbackManagerForLLMRun,
 )
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
 __all__ = [
     "AsyncRunManager",
+    "ChatModelCapture",
     "RoutedRun",
     "StreamRunCapture",
     "SyncRunManager",
@@ -102,6 +105,38 @@ class StreamRunCapture(BaseCallbackHandler):
         """Remember the first chat-model run started through the manager."""
         if self.run_id is None:
             self.run_id = run_id
+
+
+class ChatModelCapture(BaseCallbackHandler):
+    """Records the answer message of the last chat-model run to end under a manager.
+
+    Added (inherited) to the callbacks of a runnable such as a whole chain, it sees every
+    chat model called inside it; :attr:`message` is the generation message of the last
+    one that ended (its log-probs and finish reason in ``response_metadata``), whatever
+    the chain returned: a string, a dict, a parsed object. This is how
+    ``ConfidenceGate`` judges a chain that ends in a parser.
+
+    Example:
+        >>> from langchain_core.language_models import FakeListChatModel
+        >>> from langchain_core.output_parsers import StrOutputParser
+        >>> capture = ChatModelCapture()
+        >>> chain = FakeListChatModel(responses=["Paris"]) | StrOutputParser()
+        >>> chain.invoke("Capital?", {"callbacks": [capture]}), capture.message.content
+        ('Paris', 'Paris')
+    """
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.message: BaseMessage | None = None
+        self.calls = 0
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        """Keep the generation message of a chat-model run that ended."""
+        generations = response.generations[0] if response.generations else []
+        if generations and isinstance(generations[0], ChatGeneration):
+            self.message = generations[0].message
+            self.calls += 1
 
 
 @dataclass

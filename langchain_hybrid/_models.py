@@ -124,6 +124,44 @@ _LOADED: dict[ModelSpec, LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+ADOPTED_PREFIX = "adopted:"
+
+
+def adopt_model(model: Any, tokenizer: Any, *, name: str) -> ModelSpec:
+    """Register an already loaded transformers model and tokenizer; return the spec that finds it.
+
+    This is how a model loaded elsewhere (a ``HuggingFacePipeline``'s) becomes the weights
+    of a ``ChatTransformers`` without a second copy in memory: the returned spec's ``model``
+    is a key (``"adopted:<name>@<id>"``) that :func:`load_model` resolves to the very same
+    objects, in this process. Adopting the same objects twice returns the same spec.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> fake = SimpleNamespace(device="cpu")
+        >>> tok = SimpleNamespace(pad_token_id=0)
+        >>> spec = adopt_model(fake, tok, name="my-model")
+        >>> spec.model.startswith("adopted:my-model@"), _LOADED[spec].model is fake
+        (True, True)
+    """
+    spec = ModelSpec(
+        model=f"{ADOPTED_PREFIX}{name}@{id(model):x}-{id(tokenizer):x}",
+        device=str(getattr(model, "device", "cpu")),
+    )
+    with _LOAD_LOCK:
+        cached = _LOADED.get(spec)
+        if cached is None or cached.model is not model or cached.tokenizer is not tokenizer:
+            if getattr(tokenizer, "pad_token_id", 0) is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            _LOADED[spec] = LoadedModel(
+                name=name,
+                model=model,
+                tokenizer=tokenizer,
+                device=getattr(model, "device", "cpu"),
+                source=name,
+            )
+    return spec
+
+
 def resolve_device(device: str) -> str:
     """Turn "auto" into the best available device; pass anything else through.
 
@@ -248,6 +286,12 @@ def _status(text: str) -> None:
 
 def _source_for(spec: ModelSpec) -> tuple[str, str, dict[str, Any]]:
     """Return (display name, path or id to load, extra from_pretrained kwargs)."""
+    if spec.model is not None and spec.model.startswith(ADOPTED_PREFIX):
+        raise ModelNotAvailableError(
+            f"{spec.model!r} names a model adopted from a Hugging Face pipeline in another "
+            "process. Build the chat model with ChatTransformers.from_huggingface(pipeline) "
+            "in this process, or pass the model's id or folder as model=."
+        )
     if spec.model is None:
         return DEFAULT_MODEL_NAME, str(convert_gguf(embedded_gguf_path(), DEFAULT_MODEL_NAME)), {}
     path = Path(spec.model).expanduser()

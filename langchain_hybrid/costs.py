@@ -93,6 +93,9 @@ DEFAULT_PRICES: Mapping[str, ModelPrice] = {
     "gpt-4.1-mini": ModelPrice(0.40, 1.60),
     "gpt-4.1-nano": ModelPrice(0.10, 0.40),
     "gpt-4-turbo": ModelPrice(10.00, 30.00),
+    # The GPT-4 Turbo previews carry the "gpt-4-" prefix but GPT-4 Turbo's price.
+    "gpt-4-1106-preview": ModelPrice(10.00, 30.00),
+    "gpt-4-0125-preview": ModelPrice(10.00, 30.00),
     "gpt-4": ModelPrice(30.00, 60.00),
     "gpt-4-32k": ModelPrice(60.00, 120.00),
     "gpt-3.5-turbo": ModelPrice(0.50, 1.50),

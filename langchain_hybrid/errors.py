@@ -140,16 +140,29 @@ class CloudRequestError(RoutedCallError):
 _REQUEST_ERRORS = (InvalidMessagesError, InvalidCallOptionError, UnsupportedCallOptionError)
 
 
-def _status(error: BaseException) -> int | None:
-    """Return the HTTP status of an API error (the openai SDK's ``status_code``), if any."""
-    status = getattr(error, "status_code", None)
-    return status if isinstance(status, int) else None
+def http_status(error: BaseException) -> int | None:
+    """Return the HTTP status of an API error, if any.
+
+    Reads ``status_code`` from the error (the openai SDK's errors) or from its
+    ``response`` (httpx's ``HTTPStatusError``).
+
+    Example:
+        >>> class RateLimited(Exception):
+        ...     status_code = 429
+        >>> http_status(RateLimited()), http_status(ValueError())
+        (429, None)
+    """
+    for holder in (error, getattr(error, "response", None)):
+        status = getattr(holder, "status_code", None)
+        if isinstance(status, int):
+            return status
+    return None
 
 
 def _advice(error: BaseException, tier: str) -> str:
     """Return what to do about one tier's failure, by its cause."""
     name = type(error).__name__
-    status = _status(error)
+    status = http_status(error)
     if isinstance(error, _REQUEST_ERRORS):
         return "the request is invalid: fix it as its error says (this is not an outage)"
     if isinstance(error, ContextWindowExceededError):

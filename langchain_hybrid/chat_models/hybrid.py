@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
-from contextlib import aclosing, closing
+from contextlib import aclosing, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -24,7 +25,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_hybrid._callbacks import (
     RoutedRun,
@@ -36,6 +37,7 @@ from langchain_hybrid._callbacks import (
     nested,
     routed_run,
 )
+from langchain_hybrid.chat_models._structured import structured_output
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import LocalToolCallUnavailableError
 from langchain_hybrid.logprobs import message_logprobs
@@ -59,10 +61,26 @@ from langchain_hybrid.routing.route import (
 )
 from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext, RuleOutcome
 from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
+from langchain_hybrid.routing.threads import ThreadMemory, thread_id_of
+from langchain_hybrid.routing.validation import AnswerSpec
 
 _T = TypeVar("_T")
 _M = TypeVar("_M", bound=BaseMessage)
 _CANNOT_CALL_TOOLS = RuleOutcome("cloud", "local_unsupported", "local_cannot_call_tools")
+#: The conversation thread of the call in progress (from its run config).
+_THREAD_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "langchain_hybrid_thread_id", default=None
+)
+
+
+@contextmanager
+def _thread_of(config: RunnableConfig | None) -> Iterator[None]:
+    """Make the thread named by ``config`` (or by the enclosing runnable's) the current one."""
+    token = _THREAD_ID.set(thread_id_of(ensure_config(config)))
+    try:
+        yield
+    finally:
+        _THREAD_ID.reset(token)
 
 
 class ChatHybrid(BaseChatModel):
@@ -188,16 +206,24 @@ class ChatHybrid(BaseChatModel):
 
             llm_with_tools = llm.bind_tools([get_weather])
             llm_with_tools.invoke("What's the weather in Paris?").tool_calls
-            # Tools are bound on both tiers; a local model that cannot call tools
-            # sends such requests to the cloud (reason "local_unsupported"), unless a
-            # force-local or privacy rule keeps them local: then the local model
-            # answers without tools, or, when tool_choice requires a tool call (as
-            # with_structured_output does), LocalToolCallUnavailableError is raised.
+            # Tools are bound on both tiers and the local tier answers first: a
+            # confident local answer with valid tool calls is kept; an unknown tool,
+            # arguments that fail the tool's schema or a required call not made
+            # escalate (reason "invalid_tool_call"). A local model that cannot call
+            # tools sends such requests to the cloud (reason "local_unsupported"),
+            # unless a force-local or privacy rule keeps them local: then the local
+            # model answers without tools, or, when tool_choice requires a tool call,
+            # LocalToolCallUnavailableError is raised.
 
     Structured output:
         .. code-block:: python
 
-            llm.with_structured_output(Answer).invoke("...")  # through bind_tools
+            llm.with_structured_output(Answer).invoke("...")  # a forced tool call
+            llm.with_structured_output(Answer, method="json_schema")  # response_format
+            llm.with_structured_output(None, method="json_mode")  # any JSON object
+            # Local first; a local answer that fails the schema escalates (reason
+            # "invalid_structured_output"); include_raw=True gives raw, parsed and
+            # parsing_error, as with ChatOpenAI.
 
     Routing events:
         .. code-block:: python
@@ -284,6 +310,14 @@ class ChatHybrid(BaseChatModel):
     that a wrong API key raises instead of silently answering locally.
     """
 
+    threads: ThreadMemory = Field(default_factory=ThreadMemory)
+    """The conversation threads the cloud answered, for the policy's ``sticky_escalation``.
+
+    Bounded (least recently used forgotten first); shared by copies of the model
+    (``bind_tools``, ``with_structured_output``); pass one object to several models to
+    share it.
+    """
+
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     _bound_local: Runnable[LanguageModelInput, BaseMessage] | None = PrivateAttr(default=None)
@@ -291,6 +325,7 @@ class ChatHybrid(BaseChatModel):
     _local_serves_tools: bool = PrivateAttr(default=True)
     _tools_key: dict[str, Any] | None = PrivateAttr(default=None)
     _tool_call_required: bool = PrivateAttr(default=False)
+    _tools_spec: AnswerSpec | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -305,6 +340,14 @@ class ChatHybrid(BaseChatModel):
                 "reasons, rules) belong to policy=RoutingPolicy(...)."
             )
         return values
+
+    @field_validator("local", mode="before")
+    @classmethod
+    def _local_from_huggingface(cls, local: Any) -> Any:
+        """Turn a HuggingFacePipeline, ChatHuggingFace or HuggingFaceEndpoint into a tier."""
+        from langchain_hybrid.huggingface import as_local_tier
+
+        return as_local_tier(local)
 
     @model_validator(mode="after")
     def _ask_cloud_for_logprobs(self) -> ChatHybrid:
@@ -378,7 +421,13 @@ class ChatHybrid(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools to both tiers; requests go to the cloud when the local tier cannot call them.
+        """Bind tools to both tiers; the local tier answers first when it can call tools.
+
+        A local answer is kept when it is confident and its tool calls are valid (known
+        tools, JSON arguments valid for the tool's schema, ``tool_choice`` honoured);
+        an invalid one escalates (reason ``invalid_tool_call``). When the local tier
+        cannot call tools (its ``bind_tools`` raises ``NotImplementedError``), requests go
+        to the cloud (reason ``local_unsupported``).
 
         Example:
             >>> def get_weather(city: str) -> str:
@@ -396,6 +445,8 @@ class ChatHybrid(BaseChatModel):
             copy._local_serves_tools = False
         copy._bound_cloud = self.cloud.bind_tools(tools, **extra, **kwargs)
         copy._tool_call_required = _requires_tool_call(tool_choice)
+        structured = bool(kwargs.get("ls_structured_output_format"))
+        copy._tools_spec = AnswerSpec.for_tools(tools, tool_choice, structured=structured)
         copy._tools_key = {
             "tools": [_tool_key(t) for t in tools],
             "tool_choice": tool_choice,
@@ -403,8 +454,41 @@ class ChatHybrid(BaseChatModel):
         }
         # A RunnableBinding like every other chat model's bind_tools (agents look for one);
         # the routed run records a structured-output format too, as LangSmith expects.
-        structured = kwargs.get("ls_structured_output_format")
-        return copy.bind(ls_structured_output_format=structured) if structured else copy.bind()
+        output_format = kwargs.get("ls_structured_output_format")
+        if output_format:
+            return copy.bind(ls_structured_output_format=output_format)
+        return copy.bind()
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: str = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Answer in the shape of ``schema``, local first; the contract of ``ChatOpenAI``'s.
+
+        ``method``: ``"function_calling"`` (one forced tool call, bound to both tiers),
+        ``"json_schema"`` (``response_format`` with the schema, sent to both tiers) or
+        ``"json_mode"`` (``response_format={"type": "json_object"}``; say in the prompt
+        what JSON you want). A local answer that fails the schema escalates (reason
+        ``invalid_structured_output``). A pydantic class gives instances, a JSON schema
+        or TypedDict gives dicts. A reply that cannot be parsed raises
+        ``OutputParserException`` (or, with ``include_raw=True``, comes back as
+        ``{"raw": message, "parsed": None, "parsing_error": error}``), never a silent
+        None. ``strict`` is passed to the tiers as ``ChatOpenAI`` takes it.
+
+        Example:
+            >>> from pydantic import BaseModel
+            >>> class Answer(BaseModel):
+            ...     city: str
+            >>> llm.with_structured_output(Answer, method="json_schema")  # doctest: +SKIP
+        """
+        return structured_output(
+            self, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
+        )
 
     # ------------------------------------------------------------------ public entry points
 
@@ -421,7 +505,8 @@ class ChatHybrid(BaseChatModel):
         Example:
             >>> llm.invoke("What is the capital of France?")  # doctest: +SKIP
         """
-        return _with_answer_usage(super().invoke(input, config, stop=stop, **kwargs))
+        with _thread_of(config):
+            return _with_answer_usage(super().invoke(input, config, stop=stop, **kwargs))
 
     async def ainvoke(
         self,
@@ -436,7 +521,9 @@ class ChatHybrid(BaseChatModel):
         Example:
             >>> await llm.ainvoke("Hi")  # doctest: +SKIP
         """
-        return _with_answer_usage(await super().ainvoke(input, config, stop=stop, **kwargs))
+        with _thread_of(config):
+            message = await super().ainvoke(input, config, stop=stop, **kwargs)
+        return _with_answer_usage(message)
 
     def stream(
         self,
@@ -463,7 +550,7 @@ class ChatHybrid(BaseChatModel):
             super().stream(input, {**config, "callbacks": manager}, stop=stop, **kwargs),
         )
         with closing(chunks):
-            with routed_run(capture=capture):
+            with routed_run(capture=capture), _thread_of(config):
                 first = next(chunks, None)
             if first is None:
                 return
@@ -501,7 +588,7 @@ class ChatHybrid(BaseChatModel):
         # Close the inner generators here when the caller stops early, rather than leave
         # them (and the cloud's HTTP stream) for the event loop to finalise.
         async with aclosing(chunks):
-            with routed_run(capture=capture):
+            with routed_run(capture=capture), _thread_of(config):
                 first = await anext(chunks, None)
             if first is None:
                 return
@@ -604,6 +691,9 @@ class ChatHybrid(BaseChatModel):
             metadata=getattr(callbacks, "inheritable_metadata", None),
         )
         redaction = policy.redaction(context)
+        expects = (self._tools_spec or AnswerSpec()).with_response_format(
+            kwargs.get("response_format")
+        )
         route = Route(
             policy=policy,
             context=context,
@@ -618,6 +708,9 @@ class ChatHybrid(BaseChatModel):
             raise_on=self.raise_on_cloud_errors,
             deadline=time.monotonic() + timeout if timeout is not None else None,
             redaction=redaction,
+            expects=None if expects.empty else expects,
+            thread_id=_THREAD_ID.get() or thread_id_of({"metadata": context.metadata}),
+            threads=self.threads if policy.sticky_escalation else None,
         )
         tiers = _Tiers(
             local=self._bound_local or self.local,

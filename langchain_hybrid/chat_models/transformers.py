@@ -310,6 +310,29 @@ class ChatTransformers(BaseChatModel):
 
     model_config = {"populate_by_name": True}
 
+    @classmethod
+    def from_huggingface(cls, obj: Any, **overrides: Any) -> ChatTransformers:
+        """Reuse the model and tokenizer of a ``HuggingFacePipeline`` or ``ChatHuggingFace``.
+
+        No second copy of the weights is loaded: the chat model runs on the very objects
+        the pipeline holds. Generation settings carry over (``max_new_tokens``,
+        ``temperature``/``top_p``/``top_k`` with ``do_sample``, a ``ChatHuggingFace``'s
+        ``stop``/``seed``/``top_logprobs``); ``overrides`` win. ``ChatHybrid(local=...)``
+        does this by itself when handed either object.
+
+        Example:
+            >>> from langchain_huggingface import HuggingFacePipeline
+            >>> pipe = HuggingFacePipeline.from_model_id(  # doctest: +SKIP
+            ...     "HuggingFaceTB/SmolLM2-135M-Instruct", task="text-generation",
+            ...     pipeline_kwargs={"max_new_tokens": 64})
+            >>> llm = ChatTransformers.from_huggingface(pipe)  # doctest: +SKIP
+            >>> llm._loaded.model is pipe.pipeline.model  # doctest: +SKIP
+            True
+        """
+        from langchain_hybrid.huggingface import chat_transformers_from
+
+        return chat_transformers_from(cls, obj, **overrides)
+
     @model_validator(mode="after")
     def _load(self) -> ChatTransformers:
         self._loaded = load_model(

@@ -38,6 +38,9 @@ RouteReason = Literal[
     "context_too_long",
     "local_unsupported",
     "local_error",
+    "invalid_tool_call",
+    "invalid_structured_output",
+    "sticky_escalation",
     "truncated",
     "unfinished",
     "cloud_error",
@@ -86,45 +89,54 @@ class RouteDecision:
 
     ``reason`` is one of ``ROUTE_REASONS``:
 
-    ========================  ==========================================================
-    reason                    meaning
-    ========================  ==========================================================
-    ``confident``             local answer scored at or above the threshold; kept
-    ``low_confidence``        local answer scored below the threshold; escalated
-    ``hedge``                 local answer contained a hedging phrase; escalated
-    ``unknown_token``         local answer contained an unknown token; escalated
-    ``empty_answer``          local answer was empty; escalated
-    ``no_logprobs``           local tier gave no usable log-probs; escalated
-    ``early_abort``           local generation was stopped early (hopeless); escalated
-    ``rule_force_local``      a pre-routing rule (``rule``) sent it to the local tier
-    ``privacy_forced_local``  the privacy rule (``rule``) found data that must stay
-                              local (detectors in ``privacy``); answered locally only
-    ``rule_force_cloud``      a pre-routing rule (``rule``) sent it to the cloud tier
-    ``context_too_long``      the prompt exceeds the local context limit; sent to cloud
-    ``local_unsupported``     the local tier cannot serve the request (tools it cannot
-                              call, non-text content); sent to cloud
-    ``local_error``           the local tier raised an error; sent to cloud
-    ``truncated``             the local answer was cut off by its token limit
-                              (``finish_reason="length"``); escalated
-    ``unfinished``            the local answer did not finish naturally (``timeout``,
-                              ``cancelled``: the policy's ``escalate_finish_reasons``);
-                              escalated
-    ``cloud_error``           the cloud was wanted but failed (server error, rate limit
-                              after the client's retries, dropped connection, malformed
-                              reply); the local answer was returned (``degraded``)
-    ``cloud_timeout``         the cloud timed out, or the call's deadline left it no
-                              time; the local answer was returned (``degraded``)
-    ``cloud_auth_error``      the cloud refused the credentials (401/403); local answer
-                              returned (``degraded``), a warning logged once per model
-    ``cloud_bad_request``     the cloud rejected the request (400/404/422); local answer
-                              returned (``degraded``), a warning logged once per model
-    ``cloud_stream_broken``   the cloud's stream broke after part of its answer was
-                              shown, or ended without a finish reason
-    ``cloud_circuit_open``    the cloud failed repeatedly and its circuit breaker is
-                              open; the cloud was skipped, the local answer returned
-    ``budget_exhausted``      the cloud budget is spent; the cloud was skipped, the
-                              local answer returned
-    ========================  ==========================================================
+    ===============================  ======================================================
+    reason                           meaning
+    ===============================  ======================================================
+    ``confident``                    local answer scored at or above the threshold; kept
+    ``low_confidence``               local answer scored below the threshold; escalated
+    ``hedge``                        local answer contained a hedging phrase; escalated
+    ``unknown_token``                local answer contained an unknown token; escalated
+    ``empty_answer``                 local answer was empty; escalated
+    ``no_logprobs``                  local tier gave no usable log-probs; escalated
+    ``early_abort``                  local generation was stopped early (hopeless); escalated
+    ``rule_force_local``             a pre-routing rule (``rule``) sent it to the local tier
+    ``privacy_forced_local``         the privacy rule (``rule``) found data that must stay
+                                     local (detectors in ``privacy``); answered locally only
+    ``rule_force_cloud``             a pre-routing rule (``rule``) sent it to the cloud tier
+    ``context_too_long``             the prompt exceeds the local context limit; sent to cloud
+    ``local_unsupported``            the local tier cannot serve the request (tools it cannot
+                                     call, non-text content); sent to cloud
+    ``local_error``                  the local tier raised an error; sent to cloud
+    ``invalid_tool_call``            the local answer's tool call named an unknown tool, had
+                                     arguments that are not JSON or fail the tool's schema,
+                                     or a required tool call was not made; escalated
+    ``invalid_structured_output``    the local answer failed the structured-output
+                                     schema (``response_format``, ``with_structured_output``);
+                                     escalated
+    ``sticky_escalation``            an earlier turn of the same conversation thread was
+                                     answered by the cloud and the policy's
+                                     ``sticky_escalation`` is on; sent to cloud
+    ``truncated``                    the local answer was cut off by its token limit
+                                     (``finish_reason="length"``); escalated
+    ``unfinished``                   the local answer did not finish naturally (``timeout``,
+                                     ``cancelled``: the policy's ``escalate_finish_reasons``);
+                                     escalated
+    ``cloud_error``                  the cloud was wanted but failed (server error, rate limit
+                                     after the client's retries, dropped connection, malformed
+                                     reply); the local answer was returned (``degraded``)
+    ``cloud_timeout``                the cloud timed out, or the call's deadline left it no
+                                     time; the local answer was returned (``degraded``)
+    ``cloud_auth_error``             the cloud refused the credentials (401/403); local answer
+                                     returned (``degraded``), a warning logged once per model
+    ``cloud_bad_request``            the cloud rejected the request (400/404/422); local answer
+                                     returned (``degraded``), a warning logged once per model
+    ``cloud_stream_broken``          the cloud's stream broke after part of its answer was
+                                     shown, or ended without a finish reason
+    ``cloud_circuit_open``           the cloud failed repeatedly and its circuit breaker is
+                                     open; the cloud was skipped, the local answer returned
+    ``budget_exhausted``             the cloud budget is spent; the cloud was skipped, the
+                                     local answer returned
+    ===============================  ======================================================
 
     ``tier`` is the tier whose answer was returned. ``escalated`` is True when the cloud
     tier was asked after a local attempt; ``degraded`` is True when the cloud was wanted but

@@ -43,6 +43,7 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 
+from langchain_hybrid.errors import http_status
 from langchain_hybrid.routing.decision import RouteReason
 
 __all__ = [
@@ -70,14 +71,6 @@ _BAD_REQUEST_STATUS = frozenset({400, 404, 413, 422})
 logger = logging.getLogger("langchain_hybrid.routing")
 
 
-def _status_code(error: BaseException) -> int | None:
-    for holder in (error, getattr(error, "response", None)):
-        status = getattr(holder, "status_code", None)
-        if isinstance(status, int):
-            return status
-    return None
-
-
 def failure_kind(error: BaseException) -> FailureKind:
     """Classify a cloud tier's error (see the table above).
 
@@ -93,7 +86,7 @@ def failure_kind(error: BaseException) -> FailureKind:
         return "bad_request"
     if isinstance(error, (ModelTimeoutError, TimeoutError)):
         return "timeout"
-    status = _status_code(error)
+    status = http_status(error)
     if status in _AUTH_STATUS:
         return "auth"
     if status in _BAD_REQUEST_STATUS:

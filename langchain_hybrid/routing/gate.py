@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.callbacks import (
@@ -19,6 +19,7 @@ from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict, Field
 
+from langchain_hybrid._callbacks import ChatModelCapture
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
@@ -87,14 +88,23 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
 
     The gate is the same route as ChatHybrid's (tier "local" = primary, "cloud" =
     fallback), driven for any two runnables: the policy's pre-routing rules see the input
-    (a ``ForceLocalRule`` keeps it on the primary), the primary runs and its output's
-    answer message (an ``AIMessage``, or a dict that carries one, such as a RAG chain's
-    ``{"context", "answer"}``) is judged by the policy, and below the threshold the
-    fallback runs on the same input. If the primary fails, the fallback answers
-    (reason ``local_error``); if the fallback fails, the primary output is returned with
+    (a ``ForceLocalRule`` keeps it on the primary), the primary runs and its answer
+    message is judged by the policy, and below the threshold the fallback runs on the
+    same input. The answer message is the output itself when it is an ``AIMessage``, or
+    one a dict output carries (a RAG chain's ``{"context", "answer"}``); otherwise (a
+    chain ending in ``StrOutputParser()``, a parsed object) it is the message of the chat
+    model called inside the primary, captured through callbacks (its log-probs and finish
+    reason): when several chat models run inside it, the last one to end is judged, as
+    the one that wrote the answer (a query-rewriting step runs before the answering
+    one). When no chat model ran, or the judged one gave no log-probs, the reason is
+    ``no_logprobs``. If the primary fails, the fallback answers (reason ``local_error``);
+    if the fallback fails, the primary output is returned with
     ``degraded=True``. The decision is attached to an ``AIMessage`` output's
     ``response_metadata["routing"]``, added as a ``"routing"`` key to a dict output, sent
     as the ``hybrid_route`` callback event, and written to the LangSmith run's metadata.
+    For a string or parsed-object output the event is where to read it: a callback
+    handler's ``on_custom_event`` (or ``RoutingStatsHandler``), or
+    ``astream_events(version="v2")``.
     The calls are child runs named ``primary`` and ``fallback``.
 
     ``threshold=``, ``scorer=`` and ``privacy=`` override the policy's
@@ -212,6 +222,7 @@ class ConfidenceGate(RunnableSerializable[Any, Any]):
         )
         fallback_input = redaction.value(input) if redaction is not None else input
         tiers = _GateTiers(self.primary, self.fallback, input, config, run_manager, fallback_input)
+        route.tier_message = tiers.captured
         return route_flow(route), tiers
 
     def _attach(self, output: Any, decision: RouteDecision) -> Any:
@@ -398,11 +409,19 @@ class _GateTiers:
     run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun
     fallback_input: Any
     """What the fallback receives: ``input``, redacted when a privacy rule says so."""
+    captures: dict[Tier, ChatModelCapture] = field(default_factory=dict)
+    """The chat-model answer seen inside each tier's last call."""
 
     def _config(self, tier: Tier) -> RunnableConfig:
-        return patch_config(
-            self.config, callbacks=self.run_manager.get_child(), run_name=_RUN_NAMES[tier]
-        )
+        callbacks = self.run_manager.get_child()
+        self.captures[tier] = capture = ChatModelCapture()
+        callbacks.add_handler(capture, inherit=True)
+        return patch_config(self.config, callbacks=callbacks, run_name=_RUN_NAMES[tier])
+
+    def captured(self, tier: Tier) -> BaseMessage | None:
+        """Return the answer of the last chat model that ended inside ``tier``'s last call."""
+        capture = self.captures.get(tier)
+        return capture.message if capture is not None else None
 
     def _runnable(self, tier: Tier) -> Runnable[Any, Any]:
         return self.primary if tier == "local" else self.fallback

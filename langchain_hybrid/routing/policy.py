@@ -59,6 +59,7 @@ from langchain_hybrid.routing.rules import (
     privacy_rule_of,
     rule_from_dict,
 )
+from langchain_hybrid.routing.validation import AnswerSpec
 
 __all__ = [
     "AdaptiveThreshold",
@@ -111,7 +112,12 @@ _KEYS = (
     "early_escalation",
     "fitted_on",
     "adaptive",
+    "sticky_escalation",
 )
+_STICKY = RuleOutcome("cloud", "sticky_escalation", "sticky_escalation")
+#: Verdict reasons that a failed answer check replaces: the answer was complete and
+#: judged on its score alone (the others already name what is wrong with it).
+_CHECKED_REASONS = frozenset({"confident", "low_confidence", "empty_answer"})
 #: Verdict reasons that depend on the threshold (the others escalate whatever the score).
 _THRESHOLD_REASONS = frozenset({"confident", "low_confidence", "early_abort"})
 
@@ -154,6 +160,9 @@ class Verdict:
     answer's features); ``early_abort`` is True when the answer was (or, in a replay,
     would have been) stopped before it finished, after ``n_tokens`` tokens. ``threshold``
     is the threshold it was judged against (the adaptive one, when the policy adapts).
+    ``invalid`` says what is wrong with an answer that failed its request's
+    :class:`~langchain_hybrid.routing.validation.AnswerSpec` (reason ``invalid_tool_call``
+    or ``invalid_structured_output``), else None.
 
     Example:
         >>> v = RoutingPolicy().judge(AIMessage("I don't know."))
@@ -168,6 +177,7 @@ class Verdict:
     n_tokens: int = 0
     finish_reason: str | None = None
     threshold: float | None = None
+    invalid: str | None = None
 
     @property
     def tier(self) -> Tier:
@@ -194,6 +204,7 @@ class Verdict:
             "n_tokens": self.n_tokens,
             "finish_reason": self.finish_reason,
             "threshold": self.threshold,
+            "invalid": self.invalid,
         }
 
 
@@ -219,8 +230,10 @@ class AnswerWatch:
         context: RoutingContext | Sequence[BaseMessage] | str | None = None,
         *,
         record: bool = True,
+        expects: AnswerSpec | None = None,
     ) -> None:
         self.policy = policy
+        self.expects = expects
         self.prompt = prompt_text(context)
         adaptive = policy.adaptive
         self.key = adaptive.key_of(context) if adaptive is not None else None
@@ -256,7 +269,8 @@ class AnswerWatch:
 
     def finish(self, answer: BaseMessage | None) -> Verdict:
         """Return the verdict on the complete answer (None: no answer message was found)."""
-        return self._seen(self.policy._judge_complete(answer, self.threshold, self.prompt))
+        verdict = self.policy._judge_complete(answer, self.threshold, self.prompt)
+        return self._seen(_checked(verdict, answer, self.expects))
 
     def _seen(self, verdict: Verdict) -> Verdict:
         """Show the adaptive threshold in the verdict's features and feed it the outcome."""
@@ -291,6 +305,12 @@ class RoutingPolicy:
         adaptive: an :class:`AdaptiveThreshold` that moves the threshold to hold a target
             cloud share as traffic drifts (``threshold`` is where it starts); None keeps
             ``threshold`` fixed.
+        sticky_escalation: once the cloud answered a turn of a conversation thread, later
+            turns of that thread go to the cloud too (reason ``sticky_escalation``), so
+            that one thread is not answered by two models that may contradict each other.
+            The thread is named by the run config (``configurable.thread_id``, as LangGraph
+            sets it, or ``metadata.thread_id``); the model remembers the escalated threads
+            (``ChatHybrid.threads``). Local-only rules (privacy) still win.
         version: the policy's own version, recorded in every decision.
         fitted_on: what calibration fitted the policy on (JSON-serialisable).
 
@@ -313,6 +333,7 @@ class RoutingPolicy:
     version: str = "1"
     fitted_on: dict[str, Any] | None = None
     adaptive: AdaptiveThreshold | None = None
+    sticky_escalation: bool = False
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -350,6 +371,10 @@ class RoutingPolicy:
         if self.adaptive is not None and not isinstance(self.adaptive, AdaptiveThreshold):
             raise PolicyError(
                 f"adaptive must be an AdaptiveThreshold or None, got {self.adaptive!r}"
+            )
+        if not isinstance(self.sticky_escalation, bool):
+            raise PolicyError(
+                f"sticky_escalation must be True or False, got {self.sticky_escalation!r}"
             )
         if not isinstance(self.version, str):
             raise PolicyError(f"version must be a string, got {self.version!r}")
@@ -394,7 +419,11 @@ class RoutingPolicy:
     # ------------------------------------------------------------------ deciding
 
     def pre_route(
-        self, ctx: RoutingContext | Sequence[BaseMessage], capability: RuleOutcome | None = None
+        self,
+        ctx: RoutingContext | Sequence[BaseMessage],
+        capability: RuleOutcome | None = None,
+        *,
+        thread_escalated: bool = False,
     ) -> RuleOutcome | None:
         """Decide the tier before generation, or return None to try the local tier.
 
@@ -402,7 +431,9 @@ class RoutingPolicy:
         must stay local; the policy's ``privacy`` rule after those of ``rules``), then
         ``capability`` (the caller's own ``capability`` verdict,
         e.g. tools the local tier cannot call, then the capability rules); within a
-        stage, rules run in their list order.
+        stage, rules run in their list order. With ``sticky_escalation`` on, a request
+        of a thread the cloud answered before (``thread_escalated``) goes to the cloud
+        after the ``local_only`` stage (reason ``sticky_escalation``).
 
         Example:
             >>> from langchain_core.messages import HumanMessage
@@ -412,6 +443,8 @@ class RoutingPolicy:
         if not isinstance(ctx, RoutingContext):
             ctx = RoutingContext(list(ctx))
         for stage in RULE_STAGES:
+            if stage == "capability" and self.sticky_escalation and thread_escalated:
+                return _STICKY
             if stage == "capability" and capability is not None:
                 return capability
             for rule in self._rules_in_order():
@@ -486,6 +519,8 @@ class RoutingPolicy:
         self,
         max_tokens: int | None = None,
         context: RoutingContext | Sequence[BaseMessage] | str | None = None,
+        *,
+        expects: AnswerSpec | None = None,
     ) -> AnswerWatch:
         """Start judging a local answer that streams in (see :class:`AnswerWatch`).
 
@@ -494,13 +529,14 @@ class RoutingPolicy:
         its messages or their text): scorers that compare the answer with the prompt
         (:class:`~langchain_hybrid.routing.confidence.LogisticScorer`) read it, and an
         adaptive threshold finds its key there. The watch's verdict feeds the adaptive
-        threshold, if any.
+        threshold, if any. ``expects`` is what a valid answer looks like (tools,
+        structured output): a complete answer that fails it escalates.
 
         Example:
             >>> RoutingPolicy().watch(max_tokens=16).running.max_tokens
             16
         """
-        return AnswerWatch(self, max_tokens, context)
+        return AnswerWatch(self, max_tokens, context, expects=expects)
 
     def judge(
         self,
@@ -508,6 +544,7 @@ class RoutingPolicy:
         *,
         max_tokens: int | None = None,
         context: RoutingContext | Sequence[BaseMessage] | str | None = None,
+        expects: AnswerSpec | None = None,
     ) -> Verdict:
         """Return the verdict the live route reaches on this local answer.
 
@@ -517,15 +554,25 @@ class RoutingPolicy:
         spent in ``n_tokens``). Pass the local tier's ``max_tokens`` to replay the exact
         bounds too, and the request as ``context`` for scorers that read the prompt.
         ``None`` (no answer message) escalates with ``no_logprobs``. A replay reads an
-        adaptive threshold as it is now and does not feed it.
+        adaptive threshold as it is now and does not feed it. ``expects`` replays the
+        check of the answer against its request's
+        :class:`~langchain_hybrid.routing.validation.AnswerSpec` (tools bound,
+        structured output): a complete answer that fails it escalates with
+        ``invalid_tool_call`` or ``invalid_structured_output`` whatever its score (an
+        answer already escalated as hedged, truncated or unfinished keeps that reason).
 
         Example:
             >>> lp = {"content": [{"token": "Lyon", "logprob": -2.5}]}
             >>> RoutingPolicy(threshold=-0.6).judge(
             ...     AIMessage("Lyon", response_metadata={"logprobs": lp})).reason
             'low_confidence'
+            >>> spec = AnswerSpec().with_response_format({"type": "json_object"})
+            >>> sure = {"content": [{"token": "Paris", "logprob": -0.01}]}
+            >>> RoutingPolicy().judge(AIMessage("Paris", response_metadata={"logprobs": sure}),
+            ...                       expects=spec).reason
+            'invalid_structured_output'
         """
-        watch = AnswerWatch(self, max_tokens, context, record=False)
+        watch = AnswerWatch(self, max_tokens, context, record=False, expects=expects)
         if answer is not None:
             entries = logprob_entries(message_logprobs(answer))
             pieces = [([e], e["token"]) for e in entries] or [([], answer_text(answer))]
@@ -586,6 +633,8 @@ class RoutingPolicy:
         }
         if self.adaptive is not None:  # written only when set: files stay readable as before
             data["adaptive"] = self.adaptive.to_dict()
+        if self.sticky_escalation:  # likewise
+            data["sticky_escalation"] = True
         return data
 
     @classmethod
@@ -669,6 +718,7 @@ class RoutingPolicy:
             version=data.get("version", "1"),
             fitted_on=data.get("fitted_on"),
             adaptive=adaptive,
+            sticky_escalation=data.get("sticky_escalation", False),
         )
 
     def save(self, path: str | Path) -> None:
@@ -719,6 +769,18 @@ class RoutingPolicy:
             return cls.from_dict(data)
         except PolicyError as e:
             raise PolicyError(f"{path}: {e}") from e
+
+
+def _checked(verdict: Verdict, answer: BaseMessage | None, expects: AnswerSpec | None) -> Verdict:
+    """Escalate a complete answer that fails its request's spec (see ``judge``)."""
+    if expects is None or answer is None or verdict.reason not in _CHECKED_REASONS:
+        return verdict
+    invalid = expects.check(answer)
+    if invalid is None:
+        return verdict
+    return dataclasses.replace(
+        verdict, escalate=True, reason=invalid.reason, invalid=invalid.detail
+    )
 
 
 def _from_version_1(scorer_cfg: Any) -> tuple[Any, dict[str, Any]]:

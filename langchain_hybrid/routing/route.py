@@ -69,6 +69,8 @@ from langchain_hybrid.routing.guards import CloudGuard, CloudOutcome, Permit
 from langchain_hybrid.routing.inputs import check_messages
 from langchain_hybrid.routing.policy import AnswerWatch, RoutingPolicy, Verdict
 from langchain_hybrid.routing.rules import Redaction, RoutingContext, RuleOutcome
+from langchain_hybrid.routing.threads import ThreadMemory
+from langchain_hybrid.routing.validation import AnswerSpec
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _timeout
@@ -214,6 +216,14 @@ class Route:
             None.
         redaction: what the policy's redacting privacy rules found; the host sends the
             cloud tier the redacted request, and the decision notes it.
+        expects: what a valid answer looks like (tools bound, structured output); a
+            local answer that fails it escalates (``invalid_tool_call``,
+            ``invalid_structured_output``).
+        tier_message: the message a tier's chat model produced in its last call (e.g.
+            captured through callbacks), for tier outputs that carry none (a chain
+            ending in a parser).
+        thread_id, threads: the conversation thread of the call and the memory of the
+            threads the cloud answered (the policy's ``sticky_escalation``).
     """
 
     policy: RoutingPolicy
@@ -230,6 +240,17 @@ class Route:
     raise_on: frozenset[FailureKind] = frozenset()
     deadline: float | None = None
     redaction: Redaction | None = None
+    expects: AnswerSpec | None = None
+    tier_message: Callable[[Tier], BaseMessage | None] | None = None
+    thread_id: str | None = None
+    threads: ThreadMemory | None = None
+
+    def message_of(self, tier: Tier, output: Any) -> BaseMessage | None:
+        """Return the answer message of ``tier``'s ``output`` (or of its chat model's call)."""
+        message = self.find_message(output)
+        if message is None and self.tier_message is not None:
+            message = self.tier_message(tier)
+        return message
 
     def time_left(self) -> float | None:
         """Seconds left until the deadline (never below 0), or None without one."""
@@ -293,6 +314,8 @@ class _Trip:
     failure: Exception | None = None
 
 
+#: Pre-routed escalations after which the local tier may still answer if the cloud fails.
+_LOCAL_MAY_ANSWER = frozenset({"rule_force_cloud", "sticky_escalation"})
 _LOCAL_CANNOT_SERVE = (InvalidMessagesError, InvalidCallOptionError, UnsupportedCallOptionError)
 
 
@@ -301,7 +324,10 @@ def route_flow(route: Route) -> Flow:
 
     Run it with :func:`drive` / :func:`adrive` (or :func:`run` / :func:`arun`).
     """
-    trip = _Trip(pre=route.policy.pre_route(route.context, route.capability))
+    sticky = route.threads is not None and route.threads.escalated(route.thread_id)
+    trip = _Trip(
+        pre=route.policy.pre_route(route.context, route.capability, thread_escalated=sticky)
+    )
     try:
         if trip.pre is not None:
             trip.tier, trip.reason = trip.pre.tier, trip.pre.reason
@@ -318,6 +344,8 @@ def route_flow(route: Route) -> Flow:
     except BothTiersFailedError as exc:
         trip.failure = exc
     decision = _decision(route, trip)
+    if route.threads is not None and decision.tier == "cloud" and not decision.failed:
+        route.threads.mark(route.thread_id)
     if isinstance(trip.failure, (BothTiersFailedError, RoutedCallError)):
         trip.failure.decision = decision
     return Routed(
@@ -337,7 +365,7 @@ def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
         # The cloud will not be called: let the local answer finish rather than stop it.
         early = replace(policy.early_escalation, enabled=False)
         policy = replace(policy, early_escalation=early)
-    watch = policy.watch(route.max_tokens, route.context)
+    watch = policy.watch(route.max_tokens, route.context, expects=route.expects)
     started = time.perf_counter()
     try:
         if route.local_streams:
@@ -351,7 +379,7 @@ def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
     attempt.latency_s = time.perf_counter() - started
     attempt.tokens_seen = watch.running.n_tokens
     if attempt.error is None:
-        attempt.message = route.find_message(attempt.output)
+        attempt.message = route.message_of("local", attempt.output)
         if trip.verdict is None:
             trip.verdict = watch.finish(attempt.message)
         attempt.tokens_seen = attempt.tokens_seen or trip.verdict.n_tokens
@@ -507,7 +535,7 @@ def _cloud_outcome(route: Route, trip: _Trip) -> CloudOutcome:
     """Return what the cloud's answer cost, for the guards."""
     if not route.guards:
         return CloudOutcome()
-    answer = route.find_message(trip.output)
+    answer = route.message_of("cloud", trip.output)
     prompt, completion = token_usage(answer)
     name = _model_name(answer, route.cloud_label)
     return CloudOutcome(
@@ -536,7 +564,7 @@ def _degrade(route: Route, trip: _Trip, cloud_error: Exception) -> Generator[Ste
     attempt = trip.attempt
     if attempt is not None and attempt.error is not None:
         raise BothTiersFailedError(attempt.error, cloud_error) from cloud_error
-    if trip.pre is not None and trip.escalation_reason != "rule_force_cloud":
+    if trip.pre is not None and trip.escalation_reason not in _LOCAL_MAY_ANSWER:
         not_asked = RuntimeError(f"the local tier was not asked ({trip.escalation_reason})")
         raise BothTiersFailedError(not_asked, cloud_error) from cloud_error
     trip.degraded = True
@@ -555,7 +583,8 @@ def _degrade(route: Route, trip: _Trip, cloud_error: Exception) -> Generator[Ste
 def _decision(route: Route, trip: _Trip) -> RouteDecision:
     """Build the one record of the call."""
     attempt, verdict = trip.attempt, trip.verdict
-    answer = route.find_message(trip.output)
+    answered_tier: Tier = "cloud" if trip.tier == "cloud" and not trip.degraded else "local"
+    answer = route.message_of(answered_tier, trip.output)
     answered_by_cloud = trip.tier == "cloud" and not trip.degraded
     cloud_name = _model_name(answer if answered_by_cloud else None, route.cloud_label)
     tokens = token_usage(answer)
@@ -614,6 +643,8 @@ def _error_text(trip: _Trip) -> str | None:
     parts = []
     if trip.attempt is not None and trip.attempt.error is not None:
         parts.append(f"local: {type(trip.attempt.error).__name__}: {trip.attempt.error}")
+    if trip.verdict is not None and trip.verdict.invalid is not None:
+        parts.append(f"local: {trip.verdict.reason}: {trip.verdict.invalid}")
     if trip.cloud_error is not None:
         parts.append(f"cloud: {type(trip.cloud_error).__name__}: {trip.cloud_error}")
     return "; ".join(parts) or None

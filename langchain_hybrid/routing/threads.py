@@ -1,0 +1,103 @@
+"""Which conversation threads escalated: the state behind ``sticky_escalation``.
+
+The setting lives in the policy (:attr:`RoutingPolicy.sticky_escalation
+<langchain_hybrid.routing.policy.RoutingPolicy>`: a routing rule, saved with the policy);
+the memory of which threads the cloud answered is state, and lives on the model
+(``ChatHybrid.threads``), like the circuit breaker and the budget: copies of the model
+(``bind_tools``, ``with_structured_output``, ``model_copy``) share it, and one
+:class:`ThreadMemory` can be handed to several models. It is bounded: past ``max_threads``
+the least recently used thread is forgotten (its next turn may be answered locally
+again), so a long-running server does not grow without limit.
+
+Example:
+    >>> memory = ThreadMemory(max_threads=2)
+    >>> memory.mark("a"); memory.mark("b"); memory.mark("c")
+    >>> memory.escalated("a"), memory.escalated("c"), len(memory)
+    (False, True, 2)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ThreadMemory", "thread_id_of"]
+
+
+class ThreadMemory:
+    """Remembers the conversation threads whose turns the cloud answered (bounded, LRU).
+
+    Args:
+        max_threads: how many threads to remember; the least recently used is forgotten
+            first.
+
+    Thread-safe; shared by the copies of the model that holds it.
+    """
+
+    def __init__(self, max_threads: int = 10_000) -> None:
+        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+            raise ValueError(f"max_threads must be an int >= 1, got {max_threads!r}")
+        self.max_threads = max_threads
+        self._threads: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def escalated(self, thread_id: str | None) -> bool:
+        """Whether the cloud answered a turn of ``thread_id`` (None: no thread, False)."""
+        if thread_id is None:
+            return False
+        with self._lock:
+            if thread_id not in self._threads:
+                return False
+            self._threads.move_to_end(thread_id)
+            return True
+
+    def mark(self, thread_id: str | None) -> None:
+        """Remember that the cloud answered a turn of ``thread_id`` (None: nothing to do)."""
+        if thread_id is None:
+            return
+        with self._lock:
+            self._threads[thread_id] = None
+            self._threads.move_to_end(thread_id)
+            while len(self._threads) > self.max_threads:
+                self._threads.popitem(last=False)
+
+    def forget(self, thread_id: str) -> None:
+        """Forget ``thread_id``: its next turn is routed afresh.
+
+        Example:
+            >>> memory = ThreadMemory(); memory.mark("t"); memory.forget("t")
+            >>> memory.escalated("t")
+            False
+        """
+        with self._lock:
+            self._threads.pop(thread_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._threads)
+
+    def __repr__(self) -> str:
+        return f"ThreadMemory(max_threads={self.max_threads}, threads={len(self)})"
+
+
+def thread_id_of(config: Mapping[str, Any] | None) -> str | None:
+    """Return the conversation thread a run config names, or None.
+
+    ``configurable.thread_id`` (as LangGraph's checkpointers use it) first, then
+    ``metadata.thread_id``; any value is turned into a string.
+
+    Example:
+        >>> thread_id_of({"configurable": {"thread_id": 7}})
+        '7'
+        >>> thread_id_of({"metadata": {"thread_id": "t1"}}), thread_id_of({})
+        ('t1', None)
+    """
+    if not config:
+        return None
+    for key in ("configurable", "metadata"):
+        section = config.get(key)
+        if isinstance(section, Mapping) and section.get("thread_id") is not None:
+            return str(section["thread_id"])
+    return None
