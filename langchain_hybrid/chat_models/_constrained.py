@@ -276,14 +276,13 @@ class TokenMasks:
         raw = b"".join(self.states[i].bitmask() for i in rows)
         flat = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
         bits: Any = flat.reshape(len(rows), -1)
-        vocab = scores.shape[-1]
-        forbidden = np.ones((len(rows), vocab), dtype=bool)
+        batch, vocab = scores.shape
+        forbidden = np.zeros((batch, vocab), dtype=bool)
         width = min(vocab, bits.shape[1])
-        forbidden[:, :width] = bits[:, :width] == 0
-        mask = torch.from_numpy(forbidden).to(scores.device)
-        index = torch.tensor(rows, device=scores.device)
-        scores[index] = scores[index].masked_fill(mask, float("-inf"))
-        return scores
+        forbidden[rows, :] = True
+        forbidden[rows, :width] = bits[:, :width] == 0
+        # Out of place: the engine's capture holds the raw scores, which must stay raw.
+        return scores.masked_fill(torch.from_numpy(forbidden).to(scores.device), float("-inf"))
 
 
 _TOKENIZERS: dict[int, Any] = {}
