@@ -10,6 +10,11 @@ Log-probs come from the same forward pass as generation: a logits processor keep
 each step's logits and a stopping criterion, which sees the token chosen from
 them, records that token's log-prob (and the top-k alternatives), feeds the
 streaming consumer, applies stop sequences, cancellation and deadlines per row.
+
+A request may carry a ``constraint`` (a grammar, see ``_constrained``): its row gets
+its own matcher, a second logits processor after the capture masks the tokens the
+grammar forbids in that row only, and the matcher follows the chosen tokens. The
+log-probs recorded stay the model's raw ones (captured before the mask).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_hybrid._models import LoadedModel
 from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
@@ -37,6 +42,27 @@ class SamplingSettings:
     top_k: int | None = None
     seed: int | None = None
     top_logprobs: int = 0
+
+
+class RowConstraint(Protocol):
+    """One row's constraint state (``_constrained.RowGrammar``)."""
+
+    @property
+    def active(self) -> bool:
+        """Whether the row's next token is constrained."""
+
+    def bitmask(self) -> bytes:
+        """Return the allowed tokens, one bit each, 32 per little-endian int32."""
+
+    def advance(self, token_id: int, text: str) -> None:
+        """Follow the token the row chose; ``text`` is the row's text after it."""
+
+
+class Constraint(Protocol):
+    """A request's constraint on its output (``_constrained.Grammar``)."""
+
+    def start(self) -> RowConstraint:
+        """Return a fresh state for the row that generates the request."""
 
 
 @dataclass
@@ -69,6 +95,7 @@ class GenerationRequest:
     deadline: float | None = None
     batch_group: tuple[int, int] | None = None
     streaming: bool = False
+    constraint: Constraint | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     result: GenerationResult | None = None
@@ -388,6 +415,12 @@ class GenerationEngine:
                 return scores
 
         capture = Capture()
+        processors: list[Any] = [capture]
+        states = [r.constraint.start() if r.constraint is not None else None for r in live]
+        if any(state is not None for state in states):
+            from langchain_hybrid.chat_models._constrained import TokenMasks
+
+            processors.append(TokenMasks(states, lambda i: rows[i].finished))
 
         class Record(StoppingCriteria):
             """Record the chosen tokens with their log-probs; stop rows that are done."""
@@ -406,6 +439,9 @@ class GenerationEngine:
                         continue
                     pairs = list(zip(top_ids[i], top_lps[i], strict=True)) if k else []
                     row.add_token(chosen_ids[i], chosen_lp[i], pairs)
+                    state = states[i]
+                    if state is not None:
+                        state.advance(chosen_ids[i], row.text)
                     row.check_controls(now)
                 return torch.tensor([row.finished for row in rows], device=input_ids.device)
 
@@ -425,7 +461,7 @@ class GenerationEngine:
             self.loaded.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
-                logits_processor=[capture],
+                logits_processor=processors,
                 stopping_criteria=[Record()],
                 **kwargs,
             )

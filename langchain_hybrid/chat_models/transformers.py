@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import json
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -26,9 +27,10 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import run_in_executor
-from pydantic import Field, PrivateAttr, model_validator
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from langchain_hybrid._models import (
     LoadedModel,
@@ -44,6 +46,17 @@ from langchain_hybrid.chat_models._generation import (
     SamplingSettings,
     TextDelta,
     engine_for,
+)
+from langchain_hybrid.chat_models._structured import structured_output
+from langchain_hybrid.chat_models._tools import (
+    OutputFormat,
+    ReplyStream,
+    ToolChoice,
+    add_instructions,
+    format_tools,
+    parse_reply,
+    render_history,
+    tool_result_text,
 )
 from langchain_hybrid.errors import (
     ChatTemplateMissingError,
@@ -116,6 +129,9 @@ class ChatTransformers(BaseChatModel):
             ``finish_reason="timeout"`` (the text so far is kept).
         max_retries: int
             Retries after an out-of-memory error of the accelerator.
+        constrained_decoding: bool
+            Constrain required tool calls and ``response_format`` answers to their JSON
+            schema (default True; False only prompts with the schema).
         verbose: bool
             Show transformers' "Loading weights" progress bar while the model loads;
             it is hidden unless this is true or transformers' verbosity is info or
@@ -166,12 +182,56 @@ class ChatTransformers(BaseChatModel):
             llm.batch([messages] * 16)  # one left-padded generate for all 16
 
     Tool calling:
-        Not supported yet: small local models rarely call tools reliably.
-        ``bind_tools`` raises ``NotImplementedError``; route tool-using turns to a
-        cloud model with ``ChatHybrid``.
+        ``bind_tools`` takes OpenAI's shapes; ``tool_choice`` is "auto", "none",
+        "required" / "any" or a tool's name. Tools reach the model through its chat
+        template when the template renders tools, else through a documented
+        system-prompt block (``GENERIC_TOOLS_PROMPT``); replies are read from
+        ``<tool_call>`` blocks (Hermes/Qwen) or plain JSON. With
+        ``constrained_decoding`` (default on) a required or named call is always valid
+        JSON for the tool's parameters (llguidance masks the other tokens, per row of
+        the batch), and with "auto" a call is constrained once the model opens
+        ``<tool_call>``. Log-probs stay the model's raw ones.
+
+        .. code-block:: python
+
+            from pydantic import BaseModel
+
+            class GetWeather(BaseModel):
+                '''Get the current weather of a city.'''
+
+                city: str
+
+            msg = llm.bind_tools([GetWeather], tool_choice="any").invoke(
+                "What is the weather in Paris?"
+            )
+            msg.tool_calls
+            # [{'name': 'GetWeather', 'args': {'city': 'Paris'}, 'id': 'call_...',
+            #   'type': 'tool_call'}]
+
+            for chunk in llm.bind_tools([GetWeather], tool_choice="any").stream("Rome?"):
+                chunk.tool_call_chunks  # one chunk per call, once it closes
 
     Structured output:
-        Not supported yet, for the same reason.
+        ``with_structured_output(schema, method="json_schema" | "function_calling" |
+        "json_mode", include_raw=...)`` follows ``ChatOpenAI``'s contract, and the call
+        option ``response_format`` takes ``{"type": "json_object"}`` or
+        ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``. A reply
+        that cannot be parsed raises ``OutputParserException`` (or fills
+        ``parsing_error`` with ``include_raw=True``), never a silent ``None``.
+
+        .. code-block:: python
+
+            class Person(BaseModel):
+                '''A person mentioned in a text.'''
+
+                name: str
+                age: int
+
+            llm.with_structured_output(Person).invoke("Alice Smith is 34 years old.")
+            # Person(name='Alice Smith', age=34)
+
+            llm.invoke("Alice is 34.", response_format={"type": "json_object"}).content
+            # '{"name": "Alice", "age": 34}'
 
     Token usage:
         .. code-block:: python
@@ -251,6 +311,14 @@ class ChatTransformers(BaseChatModel):
 
     streaming: bool = False
     """Generate through the streaming path even when invoked."""
+
+    constrained_decoding: bool = True
+    """Constrain required tool calls and ``response_format`` answers to their JSON schema.
+
+    With it on, a grammar (llguidance) masks the tokens that would break the schema, so
+    such replies are always valid JSON for it (unless ``max_tokens`` cuts them). Off,
+    the model is only prompted with the schema.
+    """
 
     _loaded: LoadedModel = PrivateAttr()
     _engine: GenerationEngine = PrivateAttr()
@@ -349,6 +417,10 @@ class ChatTransformers(BaseChatModel):
         for index, message in enumerate(messages):
             entry: dict[str, Any] = {"role": _role_of(message, index)}
             entry["content"] = _text_of(message, index)
+            if isinstance(message, ToolMessage):
+                entry["content"] = tool_result_text(message, entry["content"])
+                if message.name:
+                    entry["name"] = message.name
             if isinstance(message, AIMessage) and message.tool_calls:
                 entry["tool_calls"] = [
                     {
@@ -363,16 +435,44 @@ class ChatTransformers(BaseChatModel):
             out.append(entry)
         return out
 
-    def _prompt_ids(self, messages: Sequence[BaseMessage]) -> list[int]:
-        tokenizer = self._loaded.tokenizer
-        template = self.chat_template or getattr(tokenizer, "chat_template", None)
+    def _template(self) -> str:
+        template = self.chat_template or getattr(self._loaded.tokenizer, "chat_template", None)
         if not template:
             raise ChatTemplateMissingError(
                 f"The tokenizer of {self.model_name!r} has no chat template. Pass one with "
                 "ChatTransformers(chat_template='{% for m in messages %}...{% endfor %}'), or use "
                 "an instruction-tuned model that ships a template."
             )
+        return template if isinstance(template, str) else json.dumps(template)
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the chat template renders tools itself (else a generic prompt offers them).
+
+        A template that mentions ``tools`` (Qwen2.5's, Hermes', SmolLM3's) gets them through
+        ``apply_chat_template(..., tools=[...])``, and the history's tool calls and tool
+        results as ``tool_calls`` and ``tool`` turns; any other (the embedded SmolLM2's)
+        gets :data:`~langchain_hybrid.chat_models._tools.GENERIC_TOOLS_PROMPT` in the
+        system turn and the history written in the same ``<tool_call>`` format.
+        """
+        return "tools" in self._template()
+
+    def _chat(self, messages: Sequence[BaseMessage], fmt: OutputFormat) -> list[dict[str, Any]]:
+        """Return the messages as the chat template gets them, with the format's instructions."""
+        native = self.native_tools
         chat = self._to_chat_dicts(messages)
+        if not native:
+            chat = render_history(chat, messages)
+        return add_instructions(chat, fmt.instructions(native))
+
+    def _prompt_ids(
+        self, messages: Sequence[BaseMessage], fmt: OutputFormat | None = None
+    ) -> list[int]:
+        tokenizer = self._loaded.tokenizer
+        self._template()
+        fmt = fmt or OutputFormat()
+        chat = self._chat(messages, fmt)
+        tools = list(fmt.tools) if fmt.offers_tools and self.native_tools else None
         from jinja2 import TemplateError
 
         try:
@@ -385,6 +485,7 @@ class ChatTransformers(BaseChatModel):
                 return_dict=False,
                 add_generation_prompt=True,
                 chat_template=self.chat_template,
+                tools=tools,
             )
         except TemplateError as e:
             raise InvalidMessagesError(
@@ -404,7 +505,81 @@ class ChatTransformers(BaseChatModel):
             >>> llm.get_num_tokens_from_messages([HumanMessage("Hi")])  # doctest: +SKIP
             31
         """
-        return len(self._prompt_ids(messages))
+        fmt = OutputFormat.from_call_options({"tools": tools}) if tools else None
+        return len(self._prompt_ids(messages, fmt))
+
+    # ------------------------------------------------------------------ tools
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools the model may call, in OpenAI's shapes.
+
+        ``tool_choice``: "auto" (default: text or calls), "none", "required" / "any"
+        (at least one call), a tool's name or ``{"type": "function", "function":
+        {"name": ...}}`` (that tool). With ``constrained_decoding`` (the default) a
+        required or named call is always valid JSON for the tool's parameters, and with
+        "auto" a call is constrained from the moment the model opens ``<tool_call>``.
+        Calls land in ``AIMessage.tool_calls`` (unreadable ones in
+        ``invalid_tool_calls``); streaming yields ``tool_call_chunks``.
+
+        Example:
+            >>> def get_weather(city: str) -> str:
+            ...     "Get the weather of a city."
+            ...     return "sunny"
+            >>> llm = ChatTransformers(max_tokens=48)  # doctest: +SKIP
+            >>> msg = llm.bind_tools([get_weather], tool_choice="any").invoke(
+            ...     "What is the weather in Paris?")  # doctest: +SKIP
+            >>> msg.tool_calls[0]["name"], msg.tool_calls[0]["args"]  # doctest: +SKIP
+            ('get_weather', {'city': 'Paris'})
+        """
+        formatted = format_tools(tools, strict=strict)
+        ToolChoice.parse(tool_choice, [t["function"]["name"] for t in formatted])
+        bound: dict[str, Any] = {"tools": formatted}
+        if tool_choice is not None:
+            bound["tool_choice"] = tool_choice
+        if parallel_tool_calls is not None:
+            bound["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(**bound, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answer with an object of ``schema``, following ``ChatOpenAI``'s contract.
+
+        ``schema``: a pydantic class (the answer is an instance), a TypedDict or a JSON
+        schema (a dict). ``method``: "json_schema" (default; ``response_format`` with
+        the schema), "function_calling" (the schema as the one tool to call) or
+        "json_mode" (any JSON object; the schema only parses it). With
+        ``constrained_decoding`` the reply always follows the schema's JSON syntax.
+        ``include_raw=True`` returns ``{"raw": AIMessage, "parsed": ..., "parsing_error":
+        ...}``; otherwise a reply that cannot be parsed raises ``OutputParserException``
+        (never a silent ``None``).
+
+        Example:
+            >>> from pydantic import BaseModel
+            >>> class City(BaseModel):
+            ...     name: str
+            ...     country: str
+            >>> llm = ChatTransformers(max_tokens=48)  # doctest: +SKIP
+            >>> llm.with_structured_output(City).invoke("Paris is in France.")  # doctest: +SKIP
+            City(name='Paris', country='France')
+        """
+        return structured_output(
+            self, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
+        )
 
     def _request(
         self,
@@ -413,16 +588,22 @@ class ChatTransformers(BaseChatModel):
         kwargs: dict[str, Any],
         *,
         streaming: bool,
-    ) -> GenerationRequest:
+    ) -> tuple[GenerationRequest, OutputFormat]:
         unknown = set(kwargs) - _CALL_OPTIONS
         if unknown:
             raise UnsupportedCallOptionError(
                 f"ChatTransformers got unsupported call options {sorted(unknown)}; "
                 f"supported: {sorted(_CALL_OPTIONS)}."
             )
-        kwargs = check_call_options(kwargs)
+        fmt = OutputFormat.from_call_options(kwargs)
+        kwargs = check_call_options({k: v for k, v in kwargs.items() if k not in _FORMAT_OPTIONS})
         stop = check_stop(stop)
-        prompt_ids = self._prompt_ids(messages)
+        prompt_ids = self._prompt_ids(messages, fmt)
+        constraint = None
+        if self.constrained_decoding:
+            from langchain_hybrid.chat_models._constrained import grammar_for
+
+            constraint = grammar_for(self._loaded, sorted(self._engine.eos_ids), fmt)
         settings = SamplingSettings(
             max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
             temperature=float(kwargs.get("temperature", self.temperature)),
@@ -441,21 +622,24 @@ class ChatTransformers(BaseChatModel):
             )
         timeout = kwargs.get("timeout", self.timeout)
         stops = tuple(s for s in (stop if stop is not None else self.stop) or [] if s)
-        return GenerationRequest(
+        request = GenerationRequest(
             prompt_ids=prompt_ids,
             settings=settings,
             stop=stops,
             deadline=time.monotonic() + timeout if timeout else None,
             batch_group=_BATCH_GROUP.get(),
             streaming=streaming,
+            constraint=constraint,
         )
+        return request, fmt
 
     # ------------------------------------------------------------------ results
 
-    def _metadata(self, result: GenerationResult) -> dict[str, Any]:
+    def _metadata(self, result: GenerationResult, called: bool = False) -> dict[str, Any]:
+        finish = "tool_calls" if called and result.finish_reason == "stop" else result.finish_reason
         metadata: dict[str, Any] = {
             "model_name": self.model_name,
-            "finish_reason": result.finish_reason,
+            "finish_reason": finish,
             "model_provider": "huggingface",
         }
         if self.logprobs:
@@ -470,37 +654,48 @@ class ChatTransformers(BaseChatModel):
             total_tokens=result.prompt_tokens + result.completion_tokens,
         )
 
-    def _chat_result(self, result: GenerationResult) -> ChatResult:
-        metadata = self._metadata(result)
+    def _chat_result(self, result: GenerationResult, fmt: OutputFormat) -> ChatResult:
+        reply = parse_reply(result.text, fmt)
+        metadata = self._metadata(result, called=bool(reply.tool_calls))
         message = AIMessage(
-            content=result.text, response_metadata=metadata, usage_metadata=self._usage(result)
+            content=reply.content,
+            tool_calls=reply.tool_calls,
+            invalid_tool_calls=reply.invalid_tool_calls,
+            response_metadata=metadata,
+            usage_metadata=self._usage(result),
         )
-        info = {"finish_reason": result.finish_reason}
+        info = {"finish_reason": metadata["finish_reason"]}
         if self.logprobs:
             info["logprobs"] = metadata["logprobs"]
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
-    def _chunk(self, delta: TextDelta) -> ChatGenerationChunk | None:
+    def _chunk(self, delta: TextDelta, replies: ReplyStream) -> ChatGenerationChunk | None:
         metadata: dict[str, Any] = {}
         if self.logprobs and delta.logprobs:
             metadata["logprobs"] = {"content": delta.logprobs}
+        text, calls = replies.feed(delta.text)
         if delta.result is None:
-            if not delta.text and not metadata:
+            if not text and not calls and not metadata:
                 return None
             return ChatGenerationChunk(
-                message=AIMessageChunk(content=delta.text, response_metadata=metadata)
+                message=AIMessageChunk(
+                    content=text, tool_call_chunks=calls, response_metadata=metadata
+                )
             )
-        final = self._metadata(delta.result)
+        rest, more = replies.flush()
+        text, calls = text + rest, calls + more
+        final = self._metadata(delta.result, called=replies.index > 0)
         final.pop("logprobs", None)
         metadata.update(final)
         return ChatGenerationChunk(
             message=AIMessageChunk(
-                content=delta.text,
+                content=text,
+                tool_call_chunks=calls,
                 response_metadata=metadata,
                 usage_metadata=self._usage(delta.result),
                 chunk_position="last",
             ),
-            generation_info={"finish_reason": delta.result.finish_reason},
+            generation_info={"finish_reason": final["finish_reason"]},
         )
 
     def _with_retries(self, request: GenerationRequest) -> GenerationResult:
@@ -521,6 +716,7 @@ class ChatTransformers(BaseChatModel):
                     settings=request.settings,
                     stop=request.stop,
                     deadline=request.deadline,
+                    constraint=request.constraint,
                 )
 
     # ------------------------------------------------------------------ generation
@@ -536,8 +732,8 @@ class ChatTransformers(BaseChatModel):
             return generate_from_stream(
                 self._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
             )
-        request = self._request(messages, stop, kwargs, streaming=False)
-        return self._chat_result(self._with_retries(request))
+        request, fmt = self._request(messages, stop, kwargs, streaming=False)
+        return self._chat_result(self._with_retries(request), fmt)
 
     async def _agenerate(
         self,
@@ -548,13 +744,13 @@ class ChatTransformers(BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await run_in_executor(None, self._generate, messages, stop, None, **kwargs)
-        request = self._request(messages, stop, kwargs, streaming=False)
+        request, fmt = self._request(messages, stop, kwargs, streaming=False)
         try:
             result = await run_in_executor(None, self._with_retries, request)
         except asyncio.CancelledError:
             request.cancel.set()
             raise
-        return self._chat_result(result)
+        return self._chat_result(result, fmt)
 
     def _stream(
         self,
@@ -563,9 +759,10 @@ class ChatTransformers(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self._request(messages, stop, kwargs, streaming=True)
+        request, fmt = self._request(messages, stop, kwargs, streaming=True)
+        replies = ReplyStream(fmt)
         for delta in self._engine.submit(request).iter_deltas():
-            chunk = self._chunk(delta)
+            chunk = self._chunk(delta, replies)
             if chunk is None:
                 continue
             if run_manager:
@@ -579,7 +776,8 @@ class ChatTransformers(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._request(messages, stop, kwargs, streaming=True)
+        request, fmt = self._request(messages, stop, kwargs, streaming=True)
+        replies = ReplyStream(fmt)
         self._engine.submit(request)
         finished = False
         try:
@@ -589,7 +787,7 @@ class ChatTransformers(BaseChatModel):
                     finished = True
                     raise item
                 finished = item.result is not None
-                chunk = self._chunk(item)
+                chunk = self._chunk(item, replies)
                 if chunk is None:
                     continue
                 if run_manager:
@@ -663,8 +861,12 @@ class ChatTransformers(BaseChatModel):
             _BATCH_GROUP.reset(token)
 
 
-_CALL_OPTIONS = frozenset(
-    {"max_tokens", "temperature", "top_p", "top_k", "seed", "top_logprobs", "timeout"}
+_FORMAT_OPTIONS = frozenset(
+    {"tools", "tool_choice", "parallel_tool_calls", "response_format", "strict"}
+)
+_CALL_OPTIONS = (
+    frozenset({"max_tokens", "temperature", "top_p", "top_k", "seed", "top_logprobs", "timeout"})
+    | _FORMAT_OPTIONS
 )
 
 
@@ -703,9 +905,28 @@ def _role_of(message: BaseMessage, index: int) -> str:
     )
 
 
+_MEDIA = frozenset({"image", "image_url", "audio", "input_audio", "file", "video"})
+
+
 def _text_of(message: BaseMessage, index: int) -> str:
-    """Return the message's text (``message.text``) after checking it holds nothing else."""
+    """Return the message's text (``message.text``) after checking it holds nothing else.
+
+    A tool result's non-text blocks that are not media (JSON data, say) are written as
+    JSON, so the model sees them.
+    """
     if not isinstance(message.content, str):
+        if isinstance(message, ToolMessage) and not any(
+            isinstance(b, dict) and b.get("type") in _MEDIA for b in message.content
+        ):
+            parts = [
+                b
+                if isinstance(b, str)
+                else str(b.get("text", ""))
+                if b.get("type") == "text"
+                else json.dumps(b, ensure_ascii=False, default=str)
+                for b in message.content
+            ]
+            return "\n".join(parts)
         for block in message.content:
             if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"):
                 continue
