@@ -6,14 +6,18 @@ the unit lane: they run without network sockets and without model weights, like
 or an API key are marked ``# doctest: +SKIP``.
 """
 
-from collections.abc import Iterator
+import importlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from tests.support.lanes import unit_lane
 
 _PACKAGE = Path(__file__).parent / "langchain_hybrid"
+_EXAMPLES = Path(__file__).parent / "examples"
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +27,17 @@ def _doctests_in_the_unit_lane(request: pytest.FixtureRequest) -> Iterator[None]
             yield
     else:
         yield
+
+
+@pytest.fixture
+def example() -> Iterator[Callable[[str], ModuleType]]:
+    """Import an example script by name: ``example("agent").main(...)``.
+
+    ``examples/`` is on ``sys.path`` while the test runs, so the examples' imports of
+    each other (``offline_cloud``, ``scripted_cloud``) work as when they are run.
+    """
+    sys.path.insert(0, str(_EXAMPLES))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(_EXAMPLES))

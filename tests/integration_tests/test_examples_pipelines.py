@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -16,21 +13,6 @@ from tests.support.langsmith_capture import LangSmithCaptureServer
 from tests.support.openai_server import FakeOpenAIServer
 from tests.support.sensible_responder import sensible_reply
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-@pytest.fixture
-def examples() -> Iterator[None]:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(EXAMPLES))
-
-
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(name)
-
 
 @pytest.fixture
 def cloud_server(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
@@ -39,12 +21,12 @@ def cloud_server(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 def test_lcel_chain_prints_every_decision(
-    examples: None,
+    example: Callable[[str], ModuleType],
     local_llm: ChatTransformers,
     cloud_server: FakeOpenAIServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    lcel = _module("lcel_chain")
+    lcel = example("lcel_chain")
     decisions = lcel.main(local=local_llm, cloud=make_chat_openai(cloud_server))
     out = capsys.readouterr().out
     assert len(decisions) == len(lcel.QUESTIONS)
@@ -57,9 +39,11 @@ def test_lcel_chain_prints_every_decision(
 
 
 def test_rag_example_answers_and_gates_the_chain(
-    examples: None, cloud_server: FakeOpenAIServer, capsys: pytest.CaptureFixture[str]
+    example: Callable[[str], ModuleType],
+    cloud_server: FakeOpenAIServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    rag = _module("rag")
+    rag = example("rag")
     local = ChatTransformers(max_tokens=48, top_logprobs=2)
     result = rag.main(4, local=local, cloud=make_chat_openai(cloud_server))
     out = capsys.readouterr().out
@@ -77,13 +61,13 @@ def test_rag_example_answers_and_gates_the_chain(
 
 
 def test_tracing_example_sends_the_run_tree(
-    examples: None,
+    example: Callable[[str], ModuleType],
     local_llm: ChatTransformers,
     cloud_server: FakeOpenAIServer,
     langsmith_capture: LangSmithCaptureServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    tracing = _module("tracing")
+    tracing = example("tracing")
     result = tracing.main(local=local_llm, cloud=make_chat_openai(cloud_server))
     out = capsys.readouterr().out
     assert "ChatHybrid" in result["run_names"] and "local" in result["run_names"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -13,26 +11,11 @@ import pytest
 from langchain_hybrid import ChatHybrid, RoutingPolicy
 from tests.support.eval_fakes import rag_local
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-@pytest.fixture
-def examples_path() -> Iterator[None]:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(EXAMPLES))
-
-
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(name)
-
 
 def test_calibration_example_saves_a_policy_that_routes(
-    examples_path: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    example: Callable[[str], ModuleType], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calibrate_sample = _module("calibrate_sample")
+    calibrate_sample = example("calibrate_sample")
     result = calibrate_sample.main(local=rag_local(), out_dir=tmp_path)
     out = capsys.readouterr().out
     assert "the local model is right on 20 of 40" in out
@@ -47,12 +30,12 @@ def test_calibration_example_saves_a_policy_that_routes(
 
 
 def test_demo_prints_attempt_confidence_reason_tier_and_the_table(
-    examples_path: None, capsys: pytest.CaptureFixture[str]
+    example: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    demo = _module("demo")
+    demo = example("demo")
     questions = [q for q in demo.demo_questions() if q[0] == "passage"]
     assert [ex.answerable for _, ex in questions] == [True, True, True, False]
-    cloud = _module("offline_cloud").OfflineCloud.for_examples(ex for _, ex in questions)
+    cloud = example("offline_cloud").OfflineCloud.for_examples(ex for _, ex in questions)
     # The demo's loop with a plain policy (the shipped one is fitted to the real model).
     llm = ChatHybrid(
         local=rag_local(),
@@ -76,7 +59,7 @@ def test_demo_prints_attempt_confidence_reason_tier_and_the_table(
 
 
 def test_the_shipped_demo_policy_says_what_it_was_fitted_on() -> None:
-    policy = RoutingPolicy.load(EXAMPLES / "hybrid_policy.json")
+    policy = RoutingPolicy.load(Path(__file__).parents[2] / "examples" / "hybrid_policy.json")
     fitted = policy.fitted_on
     assert fitted is not None and fitted["met"] is True
     assert fitted["n"] >= 500 and "demo questions left out" in fitted["dataset"]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -17,21 +14,6 @@ from tests.support.fixtures import make_chat_openai
 from tests.support.openai_fake import ScriptedReply
 from tests.support.openai_mock import MockOpenAI
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-@pytest.fixture
-def examples() -> Iterator[None]:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(EXAMPLES))
-
-
-def module(name: str) -> ModuleType:
-    return importlib.import_module(name)
-
 
 def scripted(answer: str | dict[str, Any]) -> ScriptedReply:
     if isinstance(answer, str):
@@ -40,9 +22,9 @@ def scripted(answer: str | dict[str, Any]) -> ScriptedReply:
 
 
 def test_agent_example_routes_each_step_on_its_own(
-    examples: None, capsys: pytest.CaptureFixture[str]
+    example: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    agent = module("agent")
+    agent = example("agent")
     local = FakeLocalChatModel(
         can_call_tools=True,
         messages=iter(
@@ -74,12 +56,8 @@ def test_agent_example_routes_each_step_on_its_own(
     assert [m["content"] for m in tool_messages] == ["2.13", "0.52"]
 
 
-def test_agent_tools_are_real() -> None:
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        agent = module("agent")
-    finally:
-        sys.path.remove(str(EXAMPLES))
+def test_agent_tools_are_real(example: Callable[[str], ModuleType]) -> None:
+    agent = example("agent")
     assert agent.calculator.invoke({"expression": "2.13 + 0.52"}) == "2.65"
     assert agent.population.invoke({"city": "Lyon"}) == "0.52"
     with pytest.raises(ValueError, match="only"):
@@ -100,9 +78,9 @@ class Historian(FakeLocalChatModel):
 
 
 def test_conversation_example_with_and_without_sticky_escalation(
-    examples: None, capsys: pytest.CaptureFixture[str]
+    example: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    conversation = module("conversation")
+    conversation = example("conversation")
     cloud = make_chat_openai(MockOpenAI(responder=lambda body: ScriptedReply("Cloud answer.")))
     local = Historian()
     assert conversation.run(local, cloud, sticky=False) == [
