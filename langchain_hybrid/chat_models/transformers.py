@@ -906,6 +906,10 @@ def _role_of(message: BaseMessage, index: int) -> str:
 
 
 _MEDIA = frozenset({"image", "image_url", "audio", "input_audio", "file", "video"})
+#: Content blocks in which providers repeat an assistant turn's tool calls (Anthropic's
+#: ``tool_use``, LangChain's standard ``tool_call``); the calls are rendered from
+#: ``AIMessage.tool_calls``, so these blocks are skipped rather than refused.
+_TOOL_CALL_BLOCKS = frozenset({"tool_use", "tool_call", "function_call"})
 
 
 def _text_of(message: BaseMessage, index: int) -> str:
@@ -929,6 +933,13 @@ def _text_of(message: BaseMessage, index: int) -> str:
             return "\n".join(parts)
         for block in message.content:
             if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"):
+                continue
+            if (
+                isinstance(message, AIMessage)
+                and message.tool_calls
+                and isinstance(block, dict)
+                and block.get("type") in _TOOL_CALL_BLOCKS
+            ):
                 continue
             kind = block.get("type") if isinstance(block, dict) else type(block).__name__
             raise InvalidMessagesError(

@@ -226,3 +226,19 @@ def test_history_with_parallel_calls_and_a_tool_error_is_written_into_the_turns(
     first = json.loads(results.split("<tool_response>\n")[1].split("\n</tool_response>")[0])
     assert first == {"name": "get_weather", "tool_call_id": "c1", "content": "sunny"}
     assert '"status": "error"' in results and '"name": "add"' in results
+
+
+def test_tool_use_blocks_of_an_assistant_turn_are_rendered_from_its_tool_calls() -> None:
+    # Anthropic-style history: the calls appear both as content blocks and as tool_calls.
+    from langchain_hybrid.chat_models.transformers import _text_of
+    from langchain_hybrid.errors import InvalidMessagesError
+
+    content: list[str | dict] = [
+        {"type": "text", "text": "Let me add those."},
+        {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}},
+    ]
+    call = {"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}
+    assert _text_of(AIMessage(content, tool_calls=[call]), 1) == "Let me add those."
+    # Without tool_calls the block would be lost: refused, with the message named.
+    with pytest.raises(InvalidMessagesError, match="Message 1 has a 'tool_use'"):
+        _text_of(AIMessage(content), 1)
