@@ -107,8 +107,9 @@ class ChatTransformers(BaseChatModel):
         quantization: "int8" | "dynamic-int8" | "4bit" | None
             Lower-precision weights: "int8" (torchao, CPU or GPU; ``pip install
             'langchain-hybrid[int8]'``), "dynamic-int8" (torch's dynamic int8
-            quantisation, CPU with float32 weights; deprecated by torch in favour of
-            torchao), "4bit" (NF4 via bitsandbytes, CUDA only;
+            quantisation, CPU with float32 weights; faster but a worse confidence
+            signal, and batched answers can change with their batch-mates; deprecated
+            by torch in favour of torchao), "4bit" (NF4 via bitsandbytes, CUDA only;
             ``pip install 'langchain-hybrid[gpu]'``). See ``docs/scale-out.md`` for
             measured speed and routing quality.
         trust_remote_code: bool
