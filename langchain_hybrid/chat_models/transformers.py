@@ -117,9 +117,12 @@ class ChatTransformers(BaseChatModel):
         dtype: str | None
             "auto", "float32", "bfloat16", "float16"; None picks float32 on CPU.
             Log-probs are computed in float32 whatever the weights' dtype.
-        quantization: "int8" | "4bit" | None
+        quantization: "int8" | "dynamic-int8" | "4bit" | None
             Lower-precision weights: "int8" (torchao, CPU or GPU; ``pip install
-            'langchain-hybrid[int8]'``), "4bit" (NF4 via bitsandbytes, CUDA only;
+            'langchain-hybrid[int8]'``), "dynamic-int8" (torch's dynamic int8
+            quantisation, CPU with float32 weights; faster but a worse confidence
+            signal, and batched answers can change with their batch-mates; deprecated
+            by torch in favour of torchao), "4bit" (NF4 via bitsandbytes, CUDA only;
             ``pip install 'langchain-hybrid[gpu]'``). See ``docs/scale-out.md`` for
             measured speed and routing quality.
         trust_remote_code: bool
@@ -277,7 +280,7 @@ class ChatTransformers(BaseChatModel):
     """Allow model code from the hub repository (passed to transformers)."""
 
     quantization: Quantization | None = None
-    """Lower-precision weights: "int8" (CPU or GPU, torchao) or "4bit" (CUDA, bitsandbytes)."""
+    """Lower-precision weights: "int8" (torchao), "dynamic-int8" (CPU) or "4bit" (CUDA)."""
 
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature; 0 decodes greedily."""
@@ -350,7 +353,7 @@ class ChatTransformers(BaseChatModel):
 
     @model_validator(mode="after")
     def _load(self) -> ChatTransformers:
-        check_quantization(self.quantization, self.device)  # before any weights load
+        check_quantization(self.quantization, self.device, self.dtype)  # before weights load
         self._loaded = load_model(
             ModelSpec(
                 model=self.model,

@@ -1,6 +1,7 @@
 """Faster-engine settings of ChatTransformers: checked at construction, before any weights load."""
 
 import importlib.util
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -53,10 +54,43 @@ def test_int8_without_torchao_says_what_to_install(monkeypatch: pytest.MonkeyPat
 def test_unknown_quantization_names_the_choices() -> None:
     with pytest.raises(ValidationError, match="quantization"):
         ChatTransformers(quantization="3bit")  # type: ignore[arg-type]
-    with pytest.raises(EngineSettingError, match="'int8'.*'4bit'"):
+    with pytest.raises(EngineSettingError, match="'int8'.*'dynamic-int8'.*'4bit'"):
         _models.check_quantization("int4", "cpu")
 
 
 def test_quantization_is_part_of_what_is_loaded() -> None:
     # Models with other weights are loaded (and cached in the process) apart.
     assert _models.ModelSpec(quantization="int8") != _models.ModelSpec()
+
+
+def test_dynamic_int8_off_the_cpu_says_what_to_use_instead() -> None:
+    with pytest.raises(EngineSettingError, match="CPU only.*'int8' or '4bit'"):
+        ChatTransformers(quantization="dynamic-int8", device="cuda")
+
+
+def test_dynamic_int8_on_auto_with_a_gpu_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(EngineSettingError, match="CPU only.*'auto'"):
+        ChatTransformers(quantization="dynamic-int8", device="auto")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_dynamic_int8_needs_float32_weights(dtype: str) -> None:
+    with pytest.raises(EngineSettingError, match=f"float32 weights, but dtype is '{dtype}'"):
+        ChatTransformers(quantization="dynamic-int8", dtype=dtype)
+
+
+def test_dynamic_int8_without_quantized_kernels_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.backends, "quantized", SimpleNamespace(engine="none"))
+    with pytest.raises(EngineSettingError, match="quantized CPU kernels.*bfloat16"):
+        _models.check_quantization("dynamic-int8", "cpu")
+
+
+def test_dynamic_int8_is_accepted_on_cpu_with_float32() -> None:
+    for dtype in (None, "float32", "auto"):
+        _models.check_quantization("dynamic-int8", "cpu", dtype)
+    assert _models.ModelSpec(quantization="dynamic-int8") != _models.ModelSpec(quantization="int8")
