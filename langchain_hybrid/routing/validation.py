@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -177,6 +178,10 @@ class AnswerSpec:
             return Invalid(tool_reason, f"the answer did not call {wanted}, which is required")
         if self.output is not None:
             return self._check_text(str(answer.text))
+        if self.tools and _TOOL_MARKUP.search(str(answer.text)):
+            # A small model that echoes the tool protocol (a tool result it was shown, or
+            # a call it failed to close) instead of answering: never a usable answer.
+            return Invalid(tool_reason, "the answer holds tool-call markup instead of an answer")
         return None
 
     def _check_calls(self, calls: list[Any], reason: RouteReason) -> Invalid | None:
@@ -207,6 +212,10 @@ class AnswerSpec:
         if problem is not None:
             return Invalid("invalid_structured_output", f"the answer fails the schema: {problem}")
         return None
+
+
+#: Tool-protocol tags (Hermes/Qwen style) that have no place in a final answer's text.
+_TOOL_MARKUP = re.compile(r"</?tool_(?:call|response)>")
 
 
 def _schema_problem(value: Any, schema: Mapping[str, Any] | None) -> str | None:

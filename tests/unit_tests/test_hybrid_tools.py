@@ -395,3 +395,17 @@ def test_sticky_setting_round_trips_through_policy_files() -> None:
     policy = RoutingPolicy(sticky_escalation=True)
     assert RoutingPolicy.from_dict(policy.to_dict()).sticky_escalation is True
     assert "sticky_escalation" not in RoutingPolicy().to_dict()  # files stay as before
+
+
+def test_an_answer_echoing_tool_markup_is_an_invalid_tool_call() -> None:
+    # Seen with the 135M model inside an agent: it repeats the tool result it was shown.
+    from langchain_hybrid.routing.validation import AnswerSpec
+
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    spec = AnswerSpec.for_tools([convert_to_openai_tool(add)], tool_choice="auto")
+    echoed = AIMessage('<tool_response>\n{"name": "add", "content": "3"}\n</tool_response>')
+    invalid = spec.check(echoed)
+    assert invalid is not None and invalid.reason == "invalid_tool_call"
+    assert "markup" in invalid.detail
+    assert spec.check(AIMessage("1 + 2 = 3.")) is None
