@@ -461,7 +461,11 @@ def parse_reply(text: str, fmt: OutputFormat) -> ParsedReply:
     blocks = list(_BLOCK.finditer(text))
     if blocks:
         for block in blocks:
-            _read_calls(block.group(1).strip(), names, out, loose=True)
+            body = block.group(1)
+            if not block.group(0).endswith(CALL_CLOSE):
+                # Cut by max_tokens, maybe inside the closing tag: "...}\n</tool_".
+                body = body[: len(body) - _partial_suffix(body, CALL_CLOSE)]
+            _read_calls(body.strip(), names, out, loose=True)
         content = _BLOCK.sub("", text).strip()
         out.content = content[: len(content) - _partial_suffix(content, CALL_OPEN)].rstrip()
         return out

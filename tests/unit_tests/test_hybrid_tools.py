@@ -399,9 +399,9 @@ def test_sticky_setting_round_trips_through_policy_files() -> None:
 
 def test_an_answer_echoing_tool_markup_is_an_invalid_tool_call() -> None:
     # Seen with the 135M model inside an agent: it repeats the tool result it was shown.
-    from langchain_hybrid.routing.validation import AnswerSpec
-
     from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from langchain_hybrid.routing.validation import AnswerSpec
 
     spec = AnswerSpec.for_tools([convert_to_openai_tool(add)], tool_choice="auto")
     echoed = AIMessage('<tool_response>\n{"name": "add", "content": "3"}\n</tool_response>')

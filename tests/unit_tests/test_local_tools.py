@@ -127,6 +127,15 @@ def test_a_reply_cut_by_max_tokens_keeps_its_calls_and_drops_the_half_open_tag()
     assert len(reply.tool_calls) == 1
 
 
+@pytest.mark.parametrize("cut", ["\n", "\n</", "\n</tool_", "\n</tool_call"])
+def test_a_call_cut_inside_its_closing_tag_is_still_read(cut: str) -> None:
+    # Seen with the embedded model: a long (CJK) argument left no room to close the tag.
+    text = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}' + cut
+    reply = parse_reply(text, fmt())
+    assert [c["args"] for c in reply.tool_calls] == [{"a": 1, "b": 2}]
+    assert reply.invalid_tool_calls == []
+
+
 def test_no_parsing_without_tools_or_with_tool_choice_none() -> None:
     text = '<tool_call>\n{"name": "add", "arguments": {}}\n</tool_call>'
     assert parse_reply(text, OutputFormat()).content == text
