@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_hybrid._callbacks import (
@@ -486,8 +486,16 @@ class ChatHybrid(BaseChatModel):
             ...     city: str
             >>> llm.with_structured_output(Answer, method="json_schema")  # doctest: +SKIP
         """
+        llm = self
+        if method == "json_mode" and schema is not None:
+            # json_mode sends no schema to the tiers, but a local JSON object that misses
+            # the schema escalates instead of failing in the parser.
+            json_schema = convert_to_json_schema(schema)
+            llm = self.model_copy()
+            llm._tools_spec = AnswerSpec(output="json_object", schema=json_schema)
+            llm._tools_key = {"json_mode_schema": json_schema}
         return structured_output(
-            self, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
+            llm, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
         )
 
     # ------------------------------------------------------------------ public entry points

@@ -80,7 +80,8 @@ class AnswerSpec:
             name of the tool that must be called.
         output: ``"json_object"`` (the text must be a JSON object) or ``"json_schema"``
             (the text must be JSON valid for ``schema``); None: any text.
-        schema: the JSON schema of ``output="json_schema"``.
+        schema: the JSON schema the answer must fit: that of ``output="json_schema"``, or
+            of ``output="json_object"`` in ``json_mode`` with a schema.
         structured: the tool binding comes from ``with_structured_output``: a failing
             tool call is reported as ``invalid_structured_output``.
 
@@ -143,7 +144,9 @@ class AnswerSpec:
             return self
         kind = response_format.get("type")
         if kind == "json_object":
-            return replace(self, output="json_object", schema=None)
+            # A schema already set for a JSON object (json_mode with a schema) still holds.
+            schema = self.schema if self.output == "json_object" else None
+            return replace(self, output="json_object", schema=schema)
         if kind == "json_schema":
             inner = response_format.get("json_schema")
             schema = inner.get("schema") if isinstance(inner, Mapping) else None

@@ -5,12 +5,14 @@ talking to a loopback :class:`FakeOpenAIServer` started once for this module. Th
 cloud behaves like a tool-calling model: when a request offers tools (and the last
 message is not a tool result) it calls the chosen tool (``tool_choice`` naming one, else
 the first) with arguments made from the tool's JSON schema; otherwise it answers in text.
-Tool calling and structured output work through the cloud tier, since the local model
-cannot call tools (requests with tools are routed with reason ``local_unsupported``).
+Tool calling and structured output are tried on the local tier first; with its 16-token
+cap the embedded model cannot finish a joke's JSON, so those requests escalate (reason
+``invalid_structured_output``) and the cloud's answer is the one parsed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -64,6 +66,9 @@ def _cloud_responder(body: dict[str, Any]) -> ScriptedReply:
     tools = body.get("tools") or []
     messages = body.get("messages") or []
     answering_a_tool_result = bool(messages) and messages[-1].get("role") == "tool"
+    if body.get("response_format") and not tools:
+        joke = {"setup": "Why did the cat sit on the computer?", "punchline": "To watch the mouse."}
+        return ScriptedReply(json.dumps(joke), logprobs=-0.01)
     if not tools or answering_a_tool_result or body.get("tool_choice") == "none":
         return ScriptedReply(CLOUD_TEXT, logprobs=-0.01)
     choice = body.get("tool_choice")
@@ -162,15 +167,18 @@ class _Starts(BaseCallbackHandler):
         )
 
     def check(self, schema: Any) -> None:
-        """One ChatHybrid run with the format, and its tier run ("cloud") under it."""
+        """One ChatHybrid run with the format, and its tier runs under it: local, then cloud."""
         # The ChatHybrid run (under the with_structured_output sequence) and its tier run.
         top = [s for s in self.starts if s["name"] not in ("local", "cloud")]
         assert len(top) == 1, self.starts
         fmt = top[0]["options"]["ls_structured_output_format"]
         assert fmt["schema"] == convert_to_json_schema(schema)
         children = [s for s in self.starts if s["parent_run_id"] == top[0]["run_id"]]
-        assert [c["name"] for c in children] == ["cloud"], self.starts
-        assert len(self.starts) == 2
+        # Local first (with the same format bound), then the escalation to the cloud.
+        assert [c["name"] for c in children] == ["local", "cloud"], self.starts
+        for child in children:
+            assert child["options"]["ls_structured_output_format"] == fmt
+        assert len(self.starts) == 3
 
 
 _CHILD_RUNS = (
@@ -218,8 +226,9 @@ class TestChatHybridIntegration(ChatModelIntegrationTests):
 
     @property
     def supports_json_mode(self) -> bool:
-        # with_structured_output goes through tool calling (BaseChatModel's default).
-        return False
+        # with_structured_output(method="json_mode"): local first, then the loopback cloud,
+        # which answers a response_format request with a JSON joke.
+        return True
 
     @property
     def returns_usage_metadata(self) -> bool:

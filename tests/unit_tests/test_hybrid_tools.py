@@ -263,6 +263,35 @@ async def test_json_methods_invalid_local_escalates_with_the_same_response_forma
     assert cloud_calls(openai_mock)[0]["response_format"]["type"] in ("json_object", "json_schema")
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_json_mode_local_object_missing_the_schema_escalates(
+    openai_mock: MockOpenAI, mode: str
+) -> None:
+    # json_mode sends only {"type": "json_object"}, yet the schema still decides.
+    openai_mock.enqueue(ScriptedReply('{"name": "Paris", "country": "France"}'))
+    llm = hybrid(local('{"city": "Paris"}', '{"city": "Paris"}'), openai_mock)
+    structured = llm.with_structured_output(City, method="json_mode", include_raw=True)
+    if mode in ("stream", "astream"):
+        chunks = (
+            list(structured.stream("Capital of France? JSON."))
+            if mode == "stream"
+            else [c async for c in structured.astream("Capital of France? JSON.")]
+        )
+        out: dict[str, Any] = {}
+        for chunk in chunks:
+            out.update(chunk)
+        raw = out["raw"]
+    else:
+        out = await answer(structured, mode, "Capital of France? JSON.")
+        raw = out["raw"]
+    assert out["parsed"] == City(name="Paris", country="France")
+    routing = raw.response_metadata["routing"]
+    assert (routing["tier"], routing["reason"]) == ("cloud", "invalid_structured_output")
+    assert cloud_calls(openai_mock)[0]["response_format"] == {"type": "json_object"}
+    # Without a schema any JSON object is a valid local answer.
+    assert llm.with_structured_output(None, method="json_mode").invoke("JSON?") == {"city": "Paris"}
+
+
 @pytest.mark.parametrize("method", [*JSON_METHODS, "function_calling"])
 def test_unparseable_cloud_reply_is_an_error_never_none(
     openai_mock: MockOpenAI, method: str
