@@ -107,7 +107,8 @@ def run(local: BaseChatModel, cloud: BaseChatModel) -> list[dict[str, Any]]:
     """Run the agent on the task with these tiers; print and return each step's decision."""
     llm = ChatHybrid(local=local, cloud=cloud, threshold=-0.6)
     agent = create_agent(llm, tools=[population, calculator])
-    result = agent.invoke({"messages": [("human", TASK)]})
+    # A bound on the steps: an agent that loops fails in seconds, not at LangGraph's 25.
+    result = agent.invoke({"messages": [("human", TASK)]}, {"recursion_limit": 12})
     record = steps(result["messages"])
     for i, step in enumerate(record, 1):
         print(f"step {i}: {step['tier']:5} ({step['reason']}) {step['did']}")

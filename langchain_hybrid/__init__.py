@@ -45,6 +45,7 @@ from langchain_hybrid.routing import (
     RouteDecision,
     RoutingPolicy,
     Verdict,
+    routing_steps,
 )
 from langchain_hybrid.routing.gate import ConfidenceGate
 from langchain_hybrid.routing.guards import Budget, CircuitBreaker
@@ -92,4 +93,5 @@ __all__ = [
     "UnsupportedCallOptionError",
     "Verdict",
     "__version__",
+    "routing_steps",
 ]

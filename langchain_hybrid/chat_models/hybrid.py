@@ -5,7 +5,15 @@ from __future__ import annotations
 import contextvars
 import itertools
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -37,6 +45,7 @@ from langchain_hybrid._callbacks import (
     nested,
     routed_run,
 )
+from langchain_hybrid.chat_models._cascade import build_cascade
 from langchain_hybrid.chat_models._structured import structured_output
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import LocalToolCallUnavailableError
@@ -459,6 +468,43 @@ class ChatHybrid(BaseChatModel):
             return copy.bind(ls_structured_output_format=output_format)
         return copy.bind()
 
+    @classmethod
+    def cascade(
+        cls,
+        tiers: Sequence[Any],
+        thresholds: Sequence[float | None] | None = None,
+        *,
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        **shared: Any,
+    ) -> ChatHybrid:
+        """Chain N tiers, cheapest first: each step answers or escalates to the next.
+
+        FrugalGPT-style: ``tiers[0]`` answers first; when the step's policy is unsure
+        (below ``thresholds[0]``) ``tiers[1]`` tries, and so on; the last tier answers
+        whatever no earlier tier was sure of. Built as nested ``ChatHybrid`` steps, so
+        each step keeps its own policy and guards and records its decision; read them
+        with :func:`~langchain_hybrid.routing_steps` (``routing`` is the first step's,
+        ``tier_routing`` the steps below).
+
+        Args:
+            tiers: two or more chat models, cheapest first. Every tier but the last
+                answers with log-probs (``ChatTransformers``, ``ChatOpenAI(logprobs=True)``).
+            thresholds: one per step (``len(tiers) - 1``); None keeps the step's policy
+                threshold.
+            steps: one dict of ``ChatHybrid`` settings per step (``policy``, ``budget``,
+                ``circuit_breaker``, ``privacy``, ...), for what differs by step.
+            **shared: ``ChatHybrid`` settings for every step (``privacy``, ``prices``,
+                ``timeout``...). Guards and tiers cannot be shared: give them per step.
+
+        Example:
+            >>> from langchain_core.language_models import FakeListChatModel
+            >>> tiers = [FakeListChatModel(responses=[t]) for t in ("small", "mid", "big")]
+            >>> llm = ChatHybrid.cascade(tiers, thresholds=[-0.6, -0.3], privacy=False)
+            >>> llm.routing_policy.threshold, llm.cloud.routing_policy.threshold
+            (-0.6, -0.3)
+        """
+        return build_cascade(cls, tiers, thresholds, steps, shared)
+
     def with_structured_output(
         self,
         schema: dict[str, Any] | type | None = None,
@@ -699,8 +745,10 @@ class ChatHybrid(BaseChatModel):
             metadata=getattr(callbacks, "inheritable_metadata", None),
         )
         redaction = policy.redaction(context)
-        expects = (self._tools_spec or AnswerSpec()).with_response_format(
-            kwargs.get("response_format")
+        expects = (
+            (self._tools_spec or AnswerSpec())
+            .with_response_format(kwargs.get("response_format"))
+            .with_history(messages)
         )
         route = Route(
             policy=policy,

@@ -43,6 +43,7 @@ from langchain_hybrid.routing.rules import (
     register_rule,
     rule_from_dict,
 )
+from langchain_hybrid.routing.surfaces import routing_steps
 
 __all__ = [
     "ROUTE_REASONS",
@@ -81,6 +82,7 @@ __all__ = [
     "privacy_rule_of",
     "register_rule",
     "register_scorer",
+    "routing_steps",
     "rule_from_dict",
     "scorer_from_config",
 ]

@@ -109,7 +109,9 @@ class RouteDecision:
     ``local_error``                  the local tier raised an error; sent to cloud
     ``invalid_tool_call``            the local answer's tool call named an unknown tool, had
                                      arguments that are not JSON or fail the tool's schema,
-                                     or a required tool call was not made; escalated
+                                     or repeated a call already made in the conversation;
+                                     a required tool call was not made; or the text held
+                                     tool-call markup; escalated
     ``invalid_structured_output``    the local answer failed the structured-output
                                      schema (``response_format``, ``with_structured_output``);
                                      escalated

@@ -48,6 +48,32 @@ TRACE_METADATA_KEYS = (
 )
 
 
+def routing_steps(message: BaseMessage) -> list[dict[str, Any]]:
+    """Return the decisions of every step that routed ``message``, the first step first.
+
+    For a plain ``ChatHybrid`` that is one decision (``response_metadata["routing"]``);
+    for a cascade (``ChatHybrid.cascade([...])``), one per step that ran: the first
+    step's, then the step it escalated to, and so on. ``tier_routing`` holds the steps
+    below the first, innermost first; this reads them in the order they ran. An answer
+    that was not routed gives an empty list.
+
+    Example:
+        >>> msg = AIMessage("Paris", response_metadata={
+        ...     "routing": {"tier": "cloud", "reason": "low_confidence"},
+        ...     "tier_routing": [{"tier": "local", "reason": "confident"}]})
+        >>> [(s["tier"], s["reason"]) for s in routing_steps(msg)]
+        [('cloud', 'low_confidence'), ('local', 'confident')]
+        >>> routing_steps(AIMessage("not routed"))
+        []
+    """
+    metadata = message.response_metadata
+    first = metadata.get("routing")
+    if not isinstance(first, dict):
+        return []
+    below = [step for step in metadata.get("tier_routing") or [] if isinstance(step, dict)]
+    return [first, *reversed(below)]
+
+
 def with_routing(
     message: BaseMessage, decision: RouteDecision, *, keep_usage: bool = True
 ) -> AIMessage:

@@ -84,8 +84,12 @@ class AnswerSpec:
             of ``output="json_object"`` in ``json_mode`` with a schema.
         structured: the tool binding comes from ``with_structured_output``: a failing
             tool call is reported as ``invalid_structured_output``.
+        made_calls: the tool calls already made in the conversation, as
+            ``name(arguments)`` keys: a call that repeats one of them is invalid (a model
+            stuck in a loop, calling the tool whose result it already has).
 
-    Build one with :meth:`for_tools` and :meth:`with_response_format`.
+    Build one with :meth:`for_tools`, :meth:`with_response_format` and
+    :meth:`with_history`.
     """
 
     tools: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
@@ -93,6 +97,7 @@ class AnswerSpec:
     output: str | None = None
     schema: Mapping[str, Any] | None = None
     structured: bool = False
+    made_calls: frozenset[str] = frozenset()
 
     @classmethod
     def for_tools(
@@ -153,6 +158,33 @@ class AnswerSpec:
             return replace(self, output="json_schema", schema=schema)
         return self
 
+    def with_history(self, messages: Sequence[BaseMessage]) -> AnswerSpec:
+        """Add the tool calls the conversation already made (each ``AIMessage``'s calls).
+
+        A small model in an agent loop tends to repeat a call it already has the result
+        of, with full confidence; repeating one is an ``invalid_tool_call``, so the step
+        escalates instead of looping until the agent's recursion limit.
+
+        Example:
+            >>> history = [AIMessage("", tool_calls=[
+            ...     {"name": "add", "args": {"a": 1}, "id": "1"}])]
+            >>> spec = AnswerSpec.for_tools([{"type": "function", "function": {
+            ...     "name": "add", "parameters": {}}}]).with_history(history)
+            >>> spec.check(AIMessage("", tool_calls=[
+            ...     {"name": "add", "args": {"a": 1}, "id": "2"}])).detail
+            'repeats the call add({"a": 1}) already made in this conversation'
+            >>> spec.check(AIMessage("", tool_calls=[{"name": "add", "args": {"a": 2}, "id": "3"}]))
+        """
+        if not self.tools:
+            return self
+        made = {
+            _call_key(call)
+            for message in messages
+            if isinstance(message, AIMessage)
+            for call in message.tool_calls
+        }
+        return replace(self, made_calls=frozenset(made)) if made else self
+
     @property
     def empty(self) -> bool:
         """Whether the spec asks for nothing (any answer is valid)."""
@@ -202,6 +234,9 @@ class AnswerSpec:
             problem = _schema_problem(call.get("args"), self.tools[name])
             if problem is not None:
                 return Invalid(reason, f"the arguments of {name!r} fail its schema: {problem}")
+            key = _call_key(call)
+            if key in self.made_calls:
+                return Invalid(reason, f"repeats the call {key} already made in this conversation")
         return None
 
     def _check_text(self, text: str) -> Invalid | None:
@@ -215,6 +250,12 @@ class AnswerSpec:
         if problem is not None:
             return Invalid("invalid_structured_output", f"the answer fails the schema: {problem}")
         return None
+
+
+def _call_key(call: Mapping[str, Any]) -> str:
+    """``name(arguments)`` with the arguments as canonical JSON: equal calls, equal keys."""
+    args = json.dumps(call.get("args"), sort_keys=True, ensure_ascii=False)
+    return f"{call.get('name')}({args})"
 
 
 #: Tool-protocol tags (Hermes/Qwen style) that have no place in a final answer's text.

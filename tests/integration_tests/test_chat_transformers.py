@@ -126,19 +126,10 @@ def test_batch_equals_one_by_one(local_llm: ChatTransformers) -> None:
 
 
 def test_batch_runs_one_generate(
-    local_llm: ChatTransformers, monkeypatch: pytest.MonkeyPatch
+    local_llm: ChatTransformers, engine_batch_sizes: list[int]
 ) -> None:
-    engine = local_llm._engine
-    sizes: list[int] = []
-    original = engine._run_batch
-
-    def spy(batch: list[GenerationRequest]) -> None:
-        sizes.append(len(batch))
-        original(batch)
-
-    monkeypatch.setattr(engine, "_run_batch", spy)
     local_llm.batch(_inputs(PROMPTS * 2), max_tokens=4)
-    assert sizes == [8]
+    assert engine_batch_sizes == [8]
 
 
 async def test_abatch_equals_batch(local_llm: ChatTransformers) -> None:

@@ -9,7 +9,6 @@ from langchain_core.runnables import RunnableParallel
 from pydantic import BaseModel, Field
 
 from langchain_hybrid import ChatTransformers
-from langchain_hybrid.chat_models._generation import GenerationRequest
 from langchain_hybrid.chat_models.transformers import _BATCH_GROUP
 
 
@@ -108,17 +107,8 @@ def test_streaming_tool_calls_yield_tool_call_chunks(local_llm: ChatTransformers
 
 
 def test_mixed_constrained_and_free_requests_share_one_engine_batch(
-    local_llm: ChatTransformers, monkeypatch: pytest.MonkeyPatch
+    local_llm: ChatTransformers, engine_batch_sizes: list[int]
 ) -> None:
-    engine = local_llm._engine
-    sizes: list[int] = []
-    original = engine._run_batch
-
-    def spy(batch: list[GenerationRequest]) -> None:
-        sizes.append(len(batch))
-        original(batch)
-
-    monkeypatch.setattr(engine, "_run_batch", spy)
     parallel = RunnableParallel(
         tool=local_llm.bind_tools([GetWeather], tool_choice="any"),
         person=local_llm.with_structured_output(Person),
@@ -129,10 +119,9 @@ def test_mixed_constrained_and_free_requests_share_one_engine_batch(
         out = parallel.invoke("What is the weather in Paris?")
     finally:
         _BATCH_GROUP.reset(token)
-    assert sizes == [3]
+    assert engine_batch_sizes == [3]
     GetWeather.model_validate(out["tool"].tool_calls[0]["args"])
     assert isinstance(out["person"], Person)
-    monkeypatch.setattr(engine, "_run_batch", original)
     assert out["free"].content == local_llm.invoke("What is the weather in Paris?").content
 
 

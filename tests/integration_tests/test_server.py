@@ -86,17 +86,8 @@ def test_openai_client_json_and_streaming(
 
 
 def test_concurrent_requests_are_batched_by_the_engine(
-    local_llm: ChatTransformers, monkeypatch: pytest.MonkeyPatch, cloud: FakeOpenAIServer
+    local_llm: ChatTransformers, engine_batch_sizes: list[int], cloud: FakeOpenAIServer
 ) -> None:
-    engine = local_llm._engine
-    sizes: list[int] = []
-    run_batch = engine._run_batch
-
-    def recording(batch: list[Any]) -> None:
-        sizes.append(len(batch))
-        run_batch(batch)
-
-    monkeypatch.setattr(engine, "_run_batch", recording)
     app = create_app(local_llm.model_copy(update={"max_tokens": 8}), ServerSettings(model_name="m"))
 
     async def send_all(base_url: str) -> list[ChatCompletion]:
@@ -112,8 +103,9 @@ def test_concurrent_requests_are_batched_by_the_engine(
     with serve_in_thread(app) as server:
         answers = asyncio.run(send_all(server.base_url))
     assert all(a.choices[0].message.content for a in answers)
-    assert sum(sizes) == 6
-    assert max(sizes) >= 2 and len(sizes) < 6  # concurrent requests shared generate calls
+    assert sum(engine_batch_sizes) == 6
+    # Concurrent requests shared generate calls.
+    assert max(engine_batch_sizes) >= 2 and len(engine_batch_sizes) < 6
 
 
 def test_served_local_tier_routes_on_the_served_logprobs(

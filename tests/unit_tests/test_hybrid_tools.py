@@ -129,6 +129,29 @@ async def test_invalid_local_tool_call_escalates(
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_local_call_repeating_one_already_answered_escalates(
+    openai_mock: MockOpenAI, mode: str
+) -> None:
+    # Seen with the 135M model in the agent example: calculator("2.65") again and again,
+    # confidently, until the agent's recursion limit.
+    openai_mock.enqueue(ScriptedReply("2 + 3 is 5."))
+    history = [
+        HumanMessage("What is 2 + 3?"),
+        AIMessage("", tool_calls=[{"name": "add", "args": {"b": 3, "a": 2}, "id": "c1"}]),
+        ToolMessage("5", tool_call_id="c1"),
+    ]
+    llm = hybrid(local(call("add", {"a": 2, "b": 3})), openai_mock).bind_tools([add])
+    msg = await answer(llm, mode, history)
+    routing = msg.response_metadata["routing"]
+    assert (routing["tier"], routing["reason"]) == ("cloud", "invalid_tool_call")
+    assert 'repeats the call add({"a": 2, "b": 3})' in routing["error"]
+    assert msg.text == "2 + 3 is 5."
+    # A call with other arguments is a new step, kept local.
+    again = hybrid(local(call("add", {"a": 5, "b": 1})), openai_mock).bind_tools([add])
+    assert (await answer(again, mode, history)).response_metadata["routing"]["tier"] == "local"
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_required_tool_call_not_made_escalates(openai_mock: MockOpenAI, mode: str) -> None:
     openai_mock.enqueue(
         ScriptedReply("", tool_calls=[{"name": "add", "arguments": {"a": 1, "b": 1}}])

@@ -41,6 +41,7 @@ EXPECTED_ALL = [
     "UnsupportedCallOptionError",
     "Verdict",
     "__version__",
+    "routing_steps",
 ]
 
 

@@ -158,6 +158,9 @@ def _stream(pieces: list[str], f: OutputFormat) -> AIMessageChunk:
         'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
         '{"name": "get_weather", "arguments": {"city": "Paris"}}',
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}',
+        # Cut by max_tokens inside the closing tag: streamed as parse_reply reads it.
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_',
+        'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</',
     ],
 )
 def test_streamed_replies_aggregate_to_the_parsed_calls(text: str) -> None:
