@@ -107,12 +107,18 @@ def run(local: BaseChatModel, cloud: BaseChatModel) -> list[dict[str, Any]]:
     """Run the agent on the task with these tiers; print and return each step's decision."""
     llm = ChatHybrid(local=local, cloud=cloud, threshold=-0.6)
     agent = create_agent(llm, tools=[population, calculator])
-    # A bound on the steps: an agent that loops fails in seconds, not at LangGraph's 25.
-    result = agent.invoke({"messages": [("human", TASK)]}, {"recursion_limit": 12})
-    record = steps(result["messages"])
-    for i, step in enumerate(record, 1):
-        print(f"step {i}: {step['tier']:5} ({step['reason']}) {step['did']}")
-    errors = [m for m in result["messages"] if isinstance(m, ToolMessage) and m.status == "error"]
+    messages: list[BaseMessage] = []
+    record: list[dict[str, Any]] = []
+    # Each step is printed as it happens. A bound on the steps: an agent that loops fails
+    # in seconds, not at LangGraph's default of 25.
+    for state in agent.stream(
+        {"messages": [("human", TASK)]}, {"recursion_limit": 12}, stream_mode="values"
+    ):
+        new, messages = state["messages"][len(messages) :], state["messages"]
+        for step in steps(new):
+            record.append(step)
+            print(f"step {len(record)}: {step['tier']:5} ({step['reason']}) {step['did']}")
+    errors = [m for m in messages if isinstance(m, ToolMessage) and m.status == "error"]
     local_steps = sum(step["tier"] == "local" for step in record)
     print(f"{local_steps} of {len(record)} steps answered locally; {len(errors)} tool errors")
     return record

@@ -292,9 +292,11 @@ def render_history(
 
     ``chat`` holds the role/content dicts of ``messages``. An assistant turn's calls are
     appended to its text as ``<tool_call>`` blocks; each tool result becomes a
-    ``<tool_response>`` block (JSON with the tool's name, the call id, the content and,
-    for a failed tool, ``"status": "error"``) in a user turn, consecutive results
-    (parallel calls) in one turn.
+    ``<tool_response>`` block (JSON with the tool's name, the content and, for a failed
+    tool, ``"status": "error"``) in a user turn, consecutive results (parallel calls) in
+    one turn, in the order of the calls. Call ids are left out, as Qwen's and Hermes'
+    templates leave them out: the calls carry none the model could match, and random
+    ids in the prompt would make the same conversation give different answers.
     """
     names: dict[str, str] = {}
     out: list[dict[str, Any]] = []
@@ -311,7 +313,6 @@ def render_history(
         elif isinstance(message, ToolMessage):
             payload: dict[str, Any] = {
                 "name": message.name or names.get(message.tool_call_id),
-                "tool_call_id": message.tool_call_id,
                 "content": entry["content"],
             }
             if message.status == "error":

@@ -236,8 +236,17 @@ def test_history_with_parallel_calls_and_a_tool_error_is_written_into_the_turns(
     results = out[2]["content"]
     assert results.count("<tool_response>") == 2
     first = json.loads(results.split("<tool_response>\n")[1].split("\n</tool_response>")[0])
-    assert first == {"name": "get_weather", "tool_call_id": "c1", "content": "sunny"}
+    assert first == {"name": "get_weather", "content": "sunny"}
     assert '"status": "error"' in results and '"name": "add"' in results
+    # Random call ids never reach the prompt: the same conversation, the same prompt.
+    renamed = json.loads(
+        json.dumps([m.model_dump() for m in messages])
+        .replace('"c1"', '"z9"')
+        .replace('"c2"', '"z8"')
+    )
+    other_ids = [type(m).model_validate(d) for m, d in zip(messages, renamed, strict=True)]
+    assert other_ids[2].tool_call_id == "z9"
+    assert render_history(chat, other_ids) == out
 
 
 def test_tool_use_blocks_of_an_assistant_turn_are_rendered_from_its_tool_calls() -> None:
