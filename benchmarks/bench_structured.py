@@ -253,7 +253,7 @@ def main() -> None:
         print(f"batch {n + 1}: {len(chunk)} prompts done", flush=True)
 
     print(f"\n{len(items)} prompts, max_tokens={args.max_tokens}, batches of {args.batch}")
-    print(f"{'':28}{'constrained':>16}{'unconstrained':>16}")
+    print(f"{'':28}{'constrained':>20}{'unconstrained':>20}")
     kinds = ["extract", "tool", "json_mode", None]
     for kind in kinds:
         ids = [i["id"] for i in items if kind is None or i["kind"] == kind]
@@ -265,9 +265,9 @@ def main() -> None:
             lo, hi = wilson(k, len(ids))
             cells.append(f"{k}/{len(ids)} [{lo:.2f}-{hi:.2f}]")
         label = f"valid, {kind or 'all'}"
-        print(f"{label:28}{cells[0]:>16}{cells[1]:>16}")
+        print(f"{label:28}{cells[0]:>20}{cells[1]:>20}")
     mean = {n: r["tokens"] / len(items) for n, r in results.items()}
-    print(f"{'mean generated tokens':28}{mean['on']:>16.1f}{mean['off']:>16.1f}")
+    print(f"{'mean generated tokens':28}{mean['on']:>20.1f}{mean['off']:>20.1f}")
     speed_test(on, off, rounds=args.rounds)
 
 
@@ -305,7 +305,7 @@ def speed_test(on: ChatTransformers, off: ChatTransformers, rounds: int) -> None
                 counts[name] = tokens
         ratio = best["on"] / best["off"]
         print(
-            f"{f'batch of {size}, tokens/s':28}{best['on']:>16.1f}{best['off']:>16.1f}"
+            f"{f'batch of {size}, tokens/s':28}{best['on']:>20.1f}{best['off']:>20.1f}"
             f"   ratio {ratio:.2f}x (goal >= 0.9x; tokens {counts['on']} vs {counts['off']})"
         )
 

@@ -1,4 +1,4 @@
-"""The LCEL, RAG and tracing examples run end to end on the embedded model, offline."""
+"""The LCEL, RAG, structured-output and tracing examples run end to end, offline."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 import pytest
+from langchain_openai import ChatOpenAI
 
 from langchain_hybrid import ChatTransformers
 from tests.support.fixtures import flush_traces, make_chat_openai
@@ -83,3 +84,27 @@ def test_tracing_example_sends_the_run_tree(
     children = [c["name"] for c in langsmith_capture.children(hybrid["id"])]
     assert children[0] == "local"
     assert {r["session_name"] for r in runs.values()} == {tracing.PROJECT}
+
+
+def test_structured_example_routes_each_extraction_and_parses_every_answer(
+    example: Callable[[str], ModuleType],
+    local_llm: ChatTransformers,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    structured = example("structured")
+    with structured.ScriptedCloud(structured.scripted_answer) as scripted:
+        cloud = ChatOpenAI(model="gpt-4o", base_url=scripted.base_url, api_key="none")
+        record = structured.run(local_llm, cloud)
+    out = capsys.readouterr().out
+    assert len(record) == len(structured.TEXTS)
+    assert all(r["tier"] in ("local", "cloud") and r["reason"] for r in record)
+    # Every escalated call, and only those, reached the cloud, asking for the schema.
+    escalated = [r for r in record if r["tier"] == "cloud"]
+    assert len(scripted.requests) == len(escalated)
+    for body in scripted.requests:
+        assert body["response_format"]["json_schema"]["name"] == "Person"
+    # Every answer, local or cloud, parsed into a Person; the scripted cloud's are right.
+    assert all(r["parsed"] for r in record)
+    assert all(r["right"] for r in escalated)
+    local = sum(r["tier"] == "local" for r in record)
+    assert f"{local} of {len(record)} calls answered locally" in out
