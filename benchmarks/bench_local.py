@@ -230,6 +230,18 @@ def _paired_auroc_ci(
     return diffs[int(0.025 * len(diffs))], diffs[int(0.975 * len(diffs)) - 1]
 
 
+def _alone(others: list[ChatTransformers], limit_s: float = 5.0) -> None:
+    """Wait until the other engines' idle workers have ended, as in a one-engine deployment.
+
+    An idle worker that ran torch keeps an OpenMP pool, and with more pooled threads
+    than cores libgomp stops spinning between operations, which slows whichever engine
+    runs next; each worker ends on its own after ``idle_exit_s``.
+    """
+    deadline = time.monotonic() + limit_s
+    while any(o._engine.worker_alive for o in others) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -245,6 +257,7 @@ def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
     speed: dict[str, list[float]] = {name: [] for name in loaded}
     for _ in range(rounds):  # interleaved so every engine sees the same machine state
         for name, (llm, _) in loaded.items():
+            _alone([other for other, _ in loaded.values() if other is not llm])
             start = time.perf_counter()
             usage = llm.invoke(PROMPT, max_tokens=tokens).usage_metadata
             assert usage is not None
@@ -254,6 +267,7 @@ def engines(data: str, limit: int, rounds: int = 3, tokens: int = 64) -> None:
     right: dict[str, list[bool]] = {}
     answered_s: dict[str, float] = {}
     for name, (llm, _) in loaded.items():
+        _alone([other for other, _ in loaded.values() if other is not llm])
         start = time.perf_counter()
         records = collect_local(examples, llm, max_tokens=32, progress=False)
         answered_s[name] = time.perf_counter() - start

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_hybrid.errors import (
     EngineSettingError,
@@ -109,8 +109,9 @@ class ModelSpec:
             ``None`` means float32 on CPU and the checkpoint's dtype elsewhere.
         device: "cpu", "cuda", "cuda:N", "mps" or "auto".
         trust_remote_code: passed through to transformers.
-        quantization: lower-precision weights: "int8" (int8 weights, CPU or GPU,
-            through torchao), "dynamic-int8" (int8 weights and activations, torch's
+        quantization: lower-precision weights: "int8" (int8 weights; on the CPU
+            torch's packed int8 kernel with bfloat16 activations unless ``dtype`` says
+            otherwise, on a GPU torchao), "dynamic-int8" (int8 weights and activations, torch's
             dynamic quantisation, CPU and float32 only) or "4bit" (NF4 through
             bitsandbytes, CUDA only); None keeps the ``dtype`` weights.
     """
@@ -436,9 +437,38 @@ def load_model(spec: ModelSpec, *, verbose: bool = False) -> LoadedModel:
         cached = _LOADED.get(spec)
         if cached is not None:
             return cached
-        loaded = _load_uncached(spec, verbose=verbose)
+        loaded = _in_own_thread(lambda: _load_uncached(spec, verbose=verbose))
         _LOADED[spec] = loaded
         return loaded
+
+
+_T = TypeVar("_T")
+
+
+def _in_own_thread(work: Callable[[], _T]) -> _T:
+    """Run ``work`` in a thread of its own that ends with it; return or raise what it did.
+
+    Loading runs torch's OpenMP-parallel operations, and the thread that runs them keeps
+    an OpenMP thread pool for as long as it lives. With the caller's pool and the
+    generation worker's both alive, libgomp manages more threads than a small machine
+    has cores and stops spinning between operations, which halves the int8 decode
+    speed on 2 cores. A loading thread that ends takes its pool with it.
+    """
+    result: list[_T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name="langchain-hybrid:load", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
 
 
 @contextlib.contextmanager
@@ -543,9 +573,19 @@ def check_quantization(quantization: str | None, device: str, dtype: str | None 
                 "Use quantization='int8' (runs on CPU), or install a CUDA build of torch."
             )
         return
+    if resolve_device(device) == "cpu":
+        from langchain_hybrid._int8 import kernel_available
+
+        if not kernel_available():
+            raise EngineSettingError(
+                "quantization='int8' on the CPU needs torch's packed int8 kernel "
+                "(torch._weight_int8pack_mm, torch 2.3 or later), and this torch has none. "
+                "Upgrade torch, or use dtype='bfloat16'."
+            )
+        return
     if importlib.util.find_spec("torchao") is None:
         raise MissingDependencyError(
-            "quantization='int8' needs torchao: pip install 'langchain-hybrid[int8]'"
+            "quantization='int8' off the CPU needs torchao: pip install 'langchain-hybrid[int8]'"
         )
 
 
@@ -572,12 +612,13 @@ def _check_dynamic_int8(device: str, dtype: str | None) -> None:
 
 
 def _quantize_int8(model: Any) -> None:
-    """Swap the weights of every linear layer (the output head too) for int8, in place.
+    """Swap the weights of every linear layer (the output head too) for int8, in place (GPU).
 
     torchao's int8 weight-only quantisation (``Int8WeightOnlyConfig``: one scale per
-    output channel, activations kept in the model's dtype). Decoding a small model on CPU
-    is bound by reading the weights, so a quarter of float32's bytes decodes faster; the
-    log-probs are still computed in float32 from the logits.
+    output channel, activations kept in the model's dtype), used off the CPU; on the CPU
+    torchao dequantises before a float matmul (slower than float32), so the CPU takes
+    :mod:`langchain_hybrid._int8` instead. The log-probs are still computed in float32
+    from the logits.
     """
     import torch
 
@@ -652,6 +693,10 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
             dtype = _resolve_dtype(
                 "float32", device
             )  # torch's dynamic int8 kernels take float32 only
+        if spec.quantization == "int8" and device == "cpu" and spec.dtype is None:
+            # The int8 kernel is fast with bfloat16 activations, no faster than float32
+            # weights with float32 ones; an explicit dtype is kept.
+            dtype = _resolve_dtype("bfloat16", device)
         if spec.quantization == "4bit":
             from transformers import BitsAndBytesConfig
 
@@ -679,7 +724,11 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
         if spec.quantization != "4bit":  # bitsandbytes placed the weights already
             model.to(device)
         model.eval()
-        if spec.quantization == "int8":
+        if spec.quantization == "int8" and device == "cpu":
+            from langchain_hybrid._int8 import quantize_linears
+
+            quantize_linears(model)
+        elif spec.quantization == "int8":
             _quantize_int8(model)
         elif spec.quantization == "dynamic-int8":
             _quantize_dynamic_int8(model)

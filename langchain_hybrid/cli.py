@@ -102,6 +102,41 @@ def _add_data_arguments(
     )
 
 
+def _add_engine_arguments(group: Any) -> None:
+    """Add the local engine's precision options (``dtype``, ``quantization``)."""
+    group.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights dtype of the local model (default: float32 on the CPU)",
+    )
+    group.add_argument(
+        "--quantization",
+        choices=["int8", "dynamic-int8", "4bit"],
+        help="lower-precision weights: int8 (CPU or GPU; the fast CPU setting), dynamic-int8 "
+        "(CPU), 4bit (CUDA). Recalibrate the threshold for the setting you deploy",
+    )
+
+
+def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the ``ChatTransformers`` precision settings given on the command line."""
+    return {"dtype": args.dtype, "quantization": args.quantization}
+
+
+def _refuse_local_options_with(factory_flag: str, args: argparse.Namespace) -> None:
+    """Refuse options of the built-in local model next to a factory, which would ignore them."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("local_model", "dtype", "quantization")
+        if getattr(args, name) is not None
+    ]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise CommandError(
+            f"{', '.join(given)} {verb} to the built-in local model, but {factory_flag} "
+            f"builds its own: set it in the factory, or drop {factory_flag}"
+        )
+
+
 def _add_local_arguments(
     p: argparse.ArgumentParser, *, factory_help: str, max_tokens_note: str = ""
 ) -> None:
@@ -116,6 +151,7 @@ def _add_local_arguments(
     local.add_argument(
         "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
     )
+    _add_engine_arguments(local)
     local.add_argument(
         "--max-tokens",
         type=_positive_int,
@@ -455,11 +491,15 @@ def _non_negative(text: str) -> float:
 def _local_model(args: argparse.Namespace) -> Any:
     """Return the local tier the command runs: ``--local-factory`` or ``ChatTransformers``."""
     if args.local_factory:
+        _refuse_local_options_with("--local-factory", args)
         return _load_factory(args.local_factory)
     from langchain_hybrid.chat_models.transformers import ChatTransformers
 
     return ChatTransformers(
-        model=args.local_model, device=args.device, top_logprobs=args.top_logprobs
+        model=args.local_model,
+        device=args.device,
+        top_logprobs=args.top_logprobs,
+        **_engine_settings(args),
     )
 
 
@@ -559,6 +599,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="Hugging Face model id or local path (default: the embedded SmolLM2-135M-Instruct)",
     )
     g.add_argument("--device", default="cpu", help="device of the local model: cpu, cuda, auto")
+    _add_engine_arguments(g)
     g.add_argument(
         "--max-tokens",
         type=_positive_int,
@@ -602,6 +643,7 @@ def _chat_model(args: argparse.Namespace) -> Any:
     that answering locally alone is intended.
     """
     if args.factory:
+        _refuse_local_options_with("--factory", args)
         return _load_factory(args.factory)
     if not args.local_only and not os.environ.get("OPENAI_API_KEY"):
         raise CommandError(
@@ -616,6 +658,7 @@ def _chat_model(args: argparse.Namespace) -> Any:
         device=args.device,
         max_tokens=args.max_tokens,
         top_logprobs=args.top_logprobs,
+        **_engine_settings(args),
     )
     if args.local_only:
         print(

@@ -267,10 +267,22 @@ class GenerationEngine:
         'length'
     """
 
-    def __init__(self, loaded: LoadedModel, max_batch_size: int = 32, group_wait_s: float = 0.2):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        max_batch_size: int = 32,
+        group_wait_s: float = 0.2,
+        idle_exit_s: float = 0.5,
+    ):
         self.loaded = loaded
         self.max_batch_size = max_batch_size
         self.group_wait_s = group_wait_s
+        #: The worker ends after this long without work (the next request starts a new
+        #: one). An idle thread that ran torch keeps its OpenMP thread pool, and with
+        #: more pooled threads than cores libgomp stops spinning between operations:
+        #: another engine's (or the loading thread's) idle pool halves the int8 decode
+        #: speed on a 2-core CPU. Starting a thread costs well under a millisecond.
+        self.idle_exit_s = idle_exit_s
         tokenizer = loaded.tokenizer
         self.token_bytes = TokenBytes(tokenizer)
         eos: set[int] = set()
@@ -322,7 +334,9 @@ class GenerationEngine:
             while not self._queue:
                 if self._closed:
                     return None
-                self._cond.wait()
+                if not self._cond.wait(self.idle_exit_s) and not self._queue:
+                    self._worker = None  # idle: end this worker; submit() starts another
+                    return None
             first = self._queue[0]
             if first.batch_group is not None:
                 deadline = time.monotonic() + self.group_wait_s
@@ -362,7 +376,7 @@ class GenerationEngine:
 
     @property
     def worker_alive(self) -> bool:
-        """Whether the worker thread is running (it starts with the first request)."""
+        """Whether a worker thread is running (it starts with a request, ends when idle)."""
         worker = self._worker
         return worker is not None and worker.is_alive()
 

@@ -118,8 +118,10 @@ class ChatTransformers(BaseChatModel):
             "auto", "float32", "bfloat16", "float16"; None picks float32 on CPU.
             Log-probs are computed in float32 whatever the weights' dtype.
         quantization: "int8" | "dynamic-int8" | "4bit" | None
-            Lower-precision weights: "int8" (torchao, CPU or GPU; ``pip install
-            'langchain-hybrid[int8]'``), "dynamic-int8" (torch's dynamic int8
+            Lower-precision weights: "int8" (int8 weights, one scale per output
+            channel; on the CPU torch's own int8 kernel with bfloat16 activations, the
+            fastest CPU setting with float32's routing quality; on a GPU torchao,
+            ``pip install 'langchain-hybrid[int8]'``), "dynamic-int8" (torch's dynamic int8
             quantisation, CPU with float32 weights; faster but a worse confidence
             signal, and batched answers can change with their batch-mates; deprecated
             by torch in favour of torchao), "4bit" (NF4 via bitsandbytes, CUDA only;
@@ -280,7 +282,7 @@ class ChatTransformers(BaseChatModel):
     """Allow model code from the hub repository (passed to transformers)."""
 
     quantization: Quantization | None = None
-    """Lower-precision weights: "int8" (torchao), "dynamic-int8" (CPU) or "4bit" (CUDA)."""
+    """Lower-precision weights: "int8" (CPU or GPU), "dynamic-int8" (CPU) or "4bit" (CUDA)."""
 
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature; 0 decodes greedily."""

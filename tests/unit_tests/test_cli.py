@@ -32,6 +32,8 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         "--prices",
         "--output",
         "--local-model",
+        "--dtype",
+        "--quantization",
         "--records",
         "--save-records",
     ):
@@ -124,3 +126,28 @@ def test_commands_are_one_function_each() -> None:
     parser = build_parser()
     args = parser.parse_args(["eval", "--data", "x.jsonl", "--cloud-replay", "m"])
     assert args.command == "eval" and callable(args.handler)
+
+
+def test_engine_options_with_a_local_factory_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                GSM8K,
+                "--cloud-replay",
+                "gpt-4-1106-preview",
+                *FAKE,
+                "--dtype",
+                "bfloat16",
+                "--quantization",
+                "int8",
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "--dtype, --quantization apply to the built-in local model" in err
+    assert "--local-factory" in err

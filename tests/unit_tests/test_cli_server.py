@@ -71,3 +71,31 @@ def test_models_lists_the_cache(
     listed = json.loads(capsys.readouterr().out)["models"]
     assert [m["name"] for m in listed] == ["SmolLM2-135M-Instruct"]
     assert listed[0]["size_bytes"] >= 2_000_000
+
+
+def test_engine_options_reach_the_local_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built: list[dict[str, object]] = []
+
+    class Recorder:
+        model_name = "recorded"
+
+        def __init__(self, **kwargs: object) -> None:
+            built.append(kwargs)
+            raise SystemExit(0)  # built: the command need not go on
+
+    monkeypatch.setattr("langchain_hybrid.chat_models.transformers.ChatTransformers", Recorder)
+    for command in ("chat", "serve"):
+        with pytest.raises(SystemExit):
+            main([command, "--local-only", "--quantization", "int8", "--dtype", "bfloat16"])
+    assert [(b["quantization"], b["dtype"]) for b in built] == [("int8", "bfloat16")] * 2
+    with pytest.raises(SystemExit):
+        main(["chat", "--local-only"])
+    assert (built[-1]["quantization"], built[-1]["dtype"]) == (None, None)  # the defaults
+
+
+def test_engine_options_with_a_factory_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", *FACTORY, "--quantization", "int8"]) == 1
+    err = capsys.readouterr().err
+    assert "--quantization applies to the built-in local model" in err and "--factory" in err

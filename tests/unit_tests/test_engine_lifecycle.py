@@ -4,6 +4,8 @@ A stand-in model is enough here: requests cancelled before they run are answered
 without touching the model, so no weights (and not even torch) are needed.
 """
 
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -43,6 +45,20 @@ def test_worker_starts_on_first_request_and_stays_for_the_next() -> None:
     assert not engine.worker_alive
     assert engine.submit(_cancelled_request()).wait().finish_reason == "cancelled"
     assert engine.worker_alive
+    assert engine.submit(_cancelled_request()).wait().finish_reason == "cancelled"
+    engine.shutdown()
+
+
+def test_idle_worker_ends_and_the_next_request_starts_another() -> None:
+    engine = _engine()
+    engine.idle_exit_s = 0.05
+    engine.submit(_cancelled_request()).wait()
+    deadline = time.monotonic() + 5
+    while engine.worker_alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Ended when idle: its thread (and the OpenMP pool torch gave it) is gone.
+    assert not engine.worker_alive
+    assert not [t for t in threading.enumerate() if t.name == "langchain-hybrid:stand-in"]
     assert engine.submit(_cancelled_request()).wait().finish_reason == "cancelled"
     engine.shutdown()
 

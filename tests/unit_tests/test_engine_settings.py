@@ -40,14 +40,35 @@ def test_4bit_without_cuda_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
         ChatTransformers(quantization="4bit", device="auto")
 
 
-def test_int8_without_torchao_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def _without_torchao(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
         lambda name, package=None: None if name == "torchao" else real(name, package),
     )
+
+
+def test_int8_on_a_gpu_without_torchao_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without_torchao(monkeypatch)
     with pytest.raises(MissingDependencyError, match=r"langchain-hybrid\[int8\]"):
+        ChatTransformers(quantization="int8", device="cuda")
+
+
+def test_int8_on_the_cpu_needs_only_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_torchao(monkeypatch)
+    _models.check_quantization("int8", "cpu")  # torch's own int8 kernel, no extra
+
+
+def test_int8_on_the_cpu_without_the_kernel_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    monkeypatch.delattr(torch, "_weight_int8pack_mm")
+    with pytest.raises(EngineSettingError, match="Upgrade torch.*bfloat16"):
         ChatTransformers(quantization="int8")
 
 
