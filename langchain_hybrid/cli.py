@@ -104,6 +104,8 @@ def _add_data_arguments(
 
 def _add_engine_arguments(group: Any) -> None:
     """Add the local engine's precision options (``dtype``, ``quantization``)."""
+    from langchain_hybrid._models import QUANTIZATIONS
+
     group.add_argument(
         "--dtype",
         choices=["auto", "float32", "bfloat16", "float16"],
@@ -111,7 +113,7 @@ def _add_engine_arguments(group: Any) -> None:
     )
     group.add_argument(
         "--quantization",
-        choices=["int8", "dynamic-int8", "4bit"],
+        choices=list(QUANTIZATIONS),
         help="lower-precision weights: int8 (CPU or GPU; the fast CPU setting), dynamic-int8 "
         "(CPU), 4bit (CUDA). Recalibrate the threshold for the setting you deploy",
     )
