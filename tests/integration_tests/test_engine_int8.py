@@ -1,7 +1,6 @@
 """quantization="int8" on the embedded model: int8 weights through torch's CPU kernel."""
 
 import math
-import statistics
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ from langchain_core.messages import AIMessage
 
 from langchain_hybrid import ChatTransformers
 from langchain_hybrid._int8 import Int8WeightLinear
+from langchain_hybrid.routing import compute_features
 
 QUESTION = "What is the capital of France?"
 LONGER = "Write one long sentence about the history of the city of Madrid in Spain."
@@ -20,7 +20,8 @@ def int8_llm() -> ChatTransformers:
 
 
 def _mean_logprob(message: AIMessage) -> float:
-    return statistics.fmean(e["logprob"] for e in message.response_metadata["logprobs"]["content"])
+    """The gate's default confidence feature of ``message``."""
+    return compute_features(message.response_metadata["logprobs"])["mean_logprob"]
 
 
 def test_every_linear_layer_holds_int8_weights(int8_llm: ChatTransformers) -> None:
@@ -32,7 +33,7 @@ def test_every_linear_layer_holds_int8_weights(int8_llm: ChatTransformers) -> No
     assert model.model.embed_tokens.weight.dtype == torch.bfloat16
 
 
-def test_answers_with_openai_logprobs_in_float32(int8_llm: ChatTransformers) -> None:
+def test_answers_with_openai_logprobs(int8_llm: ChatTransformers) -> None:
     message = int8_llm.invoke(QUESTION)
     assert "Paris" in message.content
     entries = message.response_metadata["logprobs"]["content"]
