@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from langchain_hybrid._quiet import quiet_import_noise
 from langchain_hybrid.errors import (
     EngineSettingError,
     MissingDependencyError,
@@ -433,6 +434,7 @@ def load_model(spec: ModelSpec, *, verbose: bool = False) -> LoadedModel:
         >>> # verbose=True shows transformers' progress bar
         >>> loaded = load_model(ModelSpec(device="cpu"), verbose=True)  # doctest: +SKIP
     """
+    quiet_import_noise()  # before transformers (and so torchao) is first imported
     with _LOAD_LOCK:
         cached = _LOADED.get(spec)
         if cached is not None:
@@ -622,17 +624,8 @@ def _quantize_int8(model: Any) -> None:
     """
     import torch
 
-    # torchao logs, at import, each optional GPU kernel library it cannot load on this
-    # machine, and torch a deprecation note on torchao's enums: noise for the user.
-    quiet = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
-    levels = [log.level for log in quiet]
-    for log in quiet:
-        log.setLevel(logging.ERROR)
-    try:
-        from torchao.quantization import Int8WeightOnlyConfig, quantize_
-    finally:
-        for log, level in zip(quiet, levels, strict=True):
-            log.setLevel(level)
+    quiet_import_noise()
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchao's notes on optional CUDA kernels

@@ -11,6 +11,8 @@ one change: a reply that made no tool call under ``function_calling`` is a parsi
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
@@ -32,10 +34,31 @@ from langchain_core.utils.function_calling import (
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
-__all__ = ["METHODS", "openai_response_format", "structured_output"]
+__all__ = ["METHODS", "default_method", "openai_response_format", "structured_output"]
 
 #: The ``method`` values of ``with_structured_output``.
 METHODS = ("function_calling", "json_schema", "json_mode")
+_FALLBACK_METHOD = "json_schema"
+
+
+@functools.cache
+def default_method() -> str:
+    """Return the default ``method`` of the installed ``ChatOpenAI.with_structured_output``.
+
+    The contract followed is the installed langchain-openai's (``"json_schema"`` since
+    0.3; ``"function_calling"`` before); ``"json_schema"`` when it cannot be read.
+
+    Example:
+        >>> default_method() in METHODS
+        True
+    """
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError:  # pragma: no cover - langchain-openai is a dependency
+        return _FALLBACK_METHOD
+    parameter = inspect.signature(ChatOpenAI.with_structured_output).parameters.get("method")
+    default = parameter.default if parameter is not None else None
+    return default if default in METHODS else _FALLBACK_METHOD
 
 
 class _RequiredPydanticToolsParser(PydanticToolsParser):
@@ -93,23 +116,26 @@ def structured_output(
     llm: BaseChatModel,
     schema: Any = None,
     *,
-    method: str = "function_calling",
+    method: str | None = None,
     include_raw: bool = False,
     strict: bool | None = None,
     **kwargs: Any,
 ) -> Runnable[LanguageModelInput, Any]:
     """Build ``llm.with_structured_output(schema, method=..., include_raw=...)``.
 
+    ``method=None`` is :func:`default_method`, as for ``ChatOpenAI``.
+
     Example:
         >>> from langchain_core.language_models import FakeListChatModel
         >>> try:
         ...     structured_output(FakeListChatModel(responses=["x"]), None)
         ... except ValueError as e:
-        ...     print(str(e)[:41])
-        schema is required for method='function_c
+        ...     print(str(e)[:43])
+        schema is required for method='json_schema'
     """
     if kwargs:
         raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
+    method = default_method() if method is None else method
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}.")
     if schema is None and method != "json_mode":

@@ -16,7 +16,7 @@ from collections.abc import (
 )
 from contextlib import aclosing, closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
@@ -227,8 +227,8 @@ class ChatHybrid(BaseChatModel):
     Structured output:
         .. code-block:: python
 
-            llm.with_structured_output(Answer).invoke("...")  # a forced tool call
-            llm.with_structured_output(Answer, method="json_schema")  # response_format
+            llm.with_structured_output(Answer).invoke("...")  # response_format, as ChatOpenAI
+            llm.with_structured_output(Answer, method="function_calling")  # a forced tool call
             llm.with_structured_output(None, method="json_mode")  # any JSON object
             # Local first; a local answer that fails the schema escalates (reason
             # "invalid_structured_output"); include_raw=True gives raw, parsed and
@@ -509,15 +509,18 @@ class ChatHybrid(BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: str = "function_calling",
+        method: Literal["function_calling", "json_schema", "json_mode"] | None = None,
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, Any]:
         """Answer in the shape of ``schema``, local first; the contract of ``ChatOpenAI``'s.
 
-        ``method``: ``"function_calling"`` (one forced tool call, bound to both tiers),
-        ``"json_schema"`` (``response_format`` with the schema, sent to both tiers) or
+        ``method``: by default the installed ``ChatOpenAI``'s default (``"json_schema"``
+        in langchain-openai 1.x), ``"json_schema"`` (``response_format`` with the schema,
+        sent to both tiers), ``"function_calling"`` (one forced tool call, bound to both
+        tiers; a call whose arguments parsed and fit the schema is not escalated because
+        the token limit came after it) or
         ``"json_mode"`` (``response_format={"type": "json_object"}``; say in the prompt
         what JSON you want). A local answer that fails the schema escalates (reason
         ``invalid_structured_output``). A pydantic class gives instances, a JSON schema

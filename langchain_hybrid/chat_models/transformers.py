@@ -32,6 +32,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
+from langchain_hybrid._early_stop import on_early_stop
 from langchain_hybrid._models import (
     LoadedModel,
     ModelSpec,
@@ -766,6 +767,7 @@ class ChatTransformers(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request, fmt = self._request(messages, stop, kwargs, streaming=True)
+        on_early_stop(request.cancel.set)  # a routed early stop ends the run with its usage
         replies = ReplyStream(fmt)
         for delta in self._engine.submit(request).iter_deltas():
             chunk = self._chunk(delta, replies)
@@ -783,6 +785,7 @@ class ChatTransformers(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request, fmt = self._request(messages, stop, kwargs, streaming=True)
+        on_early_stop(request.cancel.set)
         replies = ReplyStream(fmt)
         self._engine.submit(request)
         finished = False

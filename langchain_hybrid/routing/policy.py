@@ -269,7 +269,9 @@ class AnswerWatch:
 
     def finish(self, answer: BaseMessage | None) -> Verdict:
         """Return the verdict on the complete answer (None: no answer message was found)."""
-        verdict = self.policy._judge_complete(answer, self.threshold, self.prompt)
+        verdict = self.policy._judge_complete(
+            answer, self.threshold, self.prompt, calls_done=_calls_done(answer, self.expects)
+        )
         return self._seen(_checked(verdict, answer, self.expects))
 
     def _seen(self, verdict: Verdict) -> Verdict:
@@ -583,7 +585,12 @@ class RoutingPolicy:
         return watch.finish(answer)
 
     def _judge_complete(
-        self, answer: BaseMessage | None, threshold: float, prompt: str | None
+        self,
+        answer: BaseMessage | None,
+        threshold: float,
+        prompt: str | None,
+        *,
+        calls_done: bool = False,
     ) -> Verdict:
         if answer is None:
             missing = Confidence(LOGPROB_FLOOR, {}, "no_logprobs", self.scorer.name)
@@ -599,7 +606,9 @@ class RoutingPolicy:
             prompt=prompt,
         )
         tier, reason = self._decide(confidence, threshold)
-        if tier == "local" and finish_reason in self.escalate_finish_reasons:
+        # A token limit reached after the tool calls were complete and valid cut nothing.
+        finished = calls_done and finish_reason == "length"
+        if tier == "local" and finish_reason in self.escalate_finish_reasons and not finished:
             tier, reason = "cloud", "truncated" if finish_reason == "length" else "unfinished"
         return Verdict(
             escalate=tier == "cloud",
@@ -769,6 +778,13 @@ class RoutingPolicy:
             return cls.from_dict(data)
         except PolicyError as e:
             raise PolicyError(f"{path}: {e}") from e
+
+
+def _calls_done(answer: BaseMessage | None, expects: AnswerSpec | None) -> bool:
+    """Whether ``answer`` made tool calls whose arguments parsed and satisfy ``expects``."""
+    if expects is None or not isinstance(answer, AIMessage) or not answer.tool_calls:
+        return False
+    return not answer.invalid_tool_calls and expects.check(answer) is None
 
 
 def _checked(verdict: Verdict, answer: BaseMessage | None, expects: AnswerSpec | None) -> Verdict:

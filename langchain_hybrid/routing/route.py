@@ -51,6 +51,7 @@ from typing import Any, Protocol
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 
+from langchain_hybrid._early_stop import AsyncStoppableStream, StoppableStream
 from langchain_hybrid.costs import PriceTable, token_usage
 from langchain_hybrid.errors import (
     BothTiersFailedError,
@@ -138,7 +139,11 @@ class Pull:
 
 @dataclass(frozen=True)
 class Close:
-    """Close the open stream before it ended (the answer stopped early)."""
+    """Close the open stream before it ended (the answer stopped early).
+
+    A tier that can stop cooperatively ends its run normally, with the usage of every
+    token it computed (see :mod:`langchain_hybrid._early_stop`).
+    """
 
 
 @dataclass(frozen=True)
@@ -750,9 +755,9 @@ def drive(flow: Flow, calls: TierCalls) -> Generator[Any, None, None]:
                     reply = next(stream, END)
                 else:
                     _close(stream)
-                    stream = (
-                        calls.stream(step.tier, step.timeout) if isinstance(step, Open) else None
-                    )
+                    stream = None
+                    if isinstance(step, Open):
+                        stream = StoppableStream(calls.stream(step.tier, step.timeout))
             except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
                 error = exc
             if reply is END or error is not None:
@@ -789,9 +794,9 @@ async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncGenerator[Any, None]
                         reply = await anext(stream, END)
                 else:
                     await _aclose(stream)
-                    stream = (
-                        calls.astream(step.tier, step.timeout) if isinstance(step, Open) else None
-                    )
+                    stream = None
+                    if isinstance(step, Open):
+                        stream = AsyncStoppableStream(calls.astream(step.tier, step.timeout))
             except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
                 error = exc
             if reply is END or error is not None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
 from langchain_hybrid import (
@@ -98,6 +100,31 @@ def test_unsure_answer_escalates_early(llm: ChatHybrid, cloud_server: FakeOpenAI
     (body,) = cloud_server.chat_requests
     assert last_user_text(body) == UNSURE_Q
     assert body["logprobs"] is True
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream", "ainvoke", "astream"])
+async def test_an_early_stopped_local_attempt_counts_its_tokens(
+    llm: ChatHybrid, local_llm: ChatTransformers, mode: str
+) -> None:
+    usage = UsageMetadataCallbackHandler()
+    config: RunnableConfig = {"callbacks": [usage]}
+    if mode == "invoke":
+        msg: BaseMessage = llm.invoke(UNSURE_Q, config)
+    elif mode == "ainvoke":
+        msg = await llm.ainvoke(UNSURE_Q, config)
+    elif mode == "stream":
+        msg = merge(list(llm.stream(UNSURE_Q, config)))
+    else:
+        msg = merge([c async for c in llm.astream(UNSURE_Q, config)])
+    r = routing(msg)
+    assert r["early_abort"] and r["tier"] == "cloud"
+    local = usage.usage_metadata[local_llm.model_name]
+    assert local["input_tokens"] > 0
+    # Every token computed: those the route saw, and one more when the model had
+    # already begun the next token as it was told to stop.
+    assert r["local_output_tokens"] <= local["output_tokens"] <= r["local_output_tokens"] + 1
+    # Counted once: the cloud's tokens under its own name, nothing for ChatHybrid itself.
+    assert set(usage.usage_metadata) == {local_llm.model_name, "gpt-4o"}
 
 
 def test_without_early_escalation_the_local_answer_is_finished(
@@ -227,6 +254,12 @@ def _check_trace(capture: LangSmithCaptureServer, answer: BaseMessage) -> None:
     assert "usage_metadata" not in metadata
     cloud_usage = children[1]["extra"]["metadata"]["usage_metadata"]
     assert cloud_usage["output_tokens"] == decision["usage"]["output_tokens"] > 0
+    # The local attempt stopped early still reports the tokens it computed, and ends
+    # as a finished run (not an error).
+    assert children[0].get("error") is None
+    local_usage = children[0]["extra"]["metadata"]["usage_metadata"]
+    assert local_usage["input_tokens"] > 0
+    assert 0 < decision["local_output_tokens"] <= local_usage["output_tokens"]
     assert capture.errors == []
 
 

@@ -19,17 +19,16 @@ from collections.abc import Iterator
 from typing import Any, Literal
 from uuid import UUID
 
-import httpx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.utils.function_calling import convert_to_json_schema
-from langchain_openai import ChatOpenAI
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_hybrid import ChatHybrid, ChatTransformers
+from tests.support.fixtures import make_chat_openai
 from tests.support.openai_server import FakeOpenAIServer, ScriptedReply, last_user_text
 
 CLOUD_TEXT = "Hello! I am the cloud model. How can I help you today?"
@@ -195,16 +194,9 @@ class TestChatHybridIntegration(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        cloud = ChatOpenAI(
-            base_url=_server().base_url,
-            api_key="test-key",
-            model="gpt-4o",
-            max_retries=0,
-            stream_usage=True,
-            # An unhashable timeout gives each instance its own httpx clients: the cached
-            # shared async client would outlive pytest-asyncio's per-test event loops.
-            timeout=httpx.Timeout(30.0),
-        )
+        # Clients of its own for each instance: the cached shared async client would
+        # outlive pytest-asyncio's per-test event loops (the server lives for the module).
+        cloud = make_chat_openai(_server(), own_clients=True, stream_usage=True, timeout=30.0)
         return {"local": _local(), "cloud": cloud, "threshold": -0.6}
 
     @property

@@ -13,6 +13,7 @@ from langchain_hybrid import ChatTransformers
 from langchain_hybrid.evaluation import collect_local, load_dataset, load_records, save_records
 from tests.support.openai_fake import ScriptedReply, last_user_text
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.quiet import assert_quiet
 
 ROOT = Path(__file__).parents[2]
 GSM8K = ROOT / "examples" / "data" / "gsm8k_recorded_sample.jsonl"
@@ -51,6 +52,7 @@ def test_eval_with_the_embedded_model_and_replayed_gpt4(tmp_path: Path) -> None:
         str(records_path),
     )
     assert out.returncode == 0, out.stderr
+    assert_quiet(out.stderr)
     assert "Cloud-only" in out.stdout and "Hybrid" in out.stdout
     report = json.loads(report_path.read_text())
     examples = load_dataset(GSM8K, limit=5)

@@ -75,12 +75,19 @@ def _loopback_only(mp: pytest.MonkeyPatch) -> None:
         mp.setenv(var, f"{current},{_LOOPBACK_NO_PROXY}" if current else _LOOPBACK_NO_PROXY)
 
 
-def make_chat_openai(server: FakeOpenAI, **kw: Any) -> ChatOpenAI:
+def make_chat_openai(server: FakeOpenAI, *, own_clients: bool = False, **kw: Any) -> ChatOpenAI:
     """A real ``ChatOpenAI`` talking to ``server``, over HTTP or with no socket at all.
 
     A :class:`FakeOpenAIServer` is reached at its ``base_url``; a :class:`MockOpenAI`
     answers through the sync and async ``httpx`` clients wired in here
     (``http_client=``, ``http_async_client=``).
+
+    ``own_clients=True`` gives a server-backed model HTTP clients of its own, made by the
+    openai SDK's own factories (``openai.DefaultHttpxClient`` and
+    ``openai.DefaultAsyncHttpxClient``, whichever HTTP library the SDK is built on):
+    langchain-openai otherwise shares one cached async client per base URL and timeout,
+    which outlives pytest-asyncio's per-test event loops when the server lives longer
+    than one test.
 
     Defaults: ``api_key="test-key"``, ``model="gpt-4o"``, ``max_retries=0``;
     any of them (and any other ``ChatOpenAI`` field) can be overridden by ``kw``.
@@ -97,6 +104,9 @@ def make_chat_openai(server: FakeOpenAI, **kw: Any) -> ChatOpenAI:
         # No TCP, so no TCP keep-alive options: ChatOpenAI would otherwise open a
         # probe socket to see which options the kernel accepts.
         params["http_socket_options"] = ()
+    elif own_clients:
+        params["http_client"] = openai.DefaultHttpxClient()
+        params["http_async_client"] = openai.DefaultAsyncHttpxClient()
     params.update(kw)
     return ChatOpenAI(**params)
 

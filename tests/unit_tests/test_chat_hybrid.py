@@ -1006,7 +1006,7 @@ def test_with_structured_output_through_cloud(
     )
     llm = ChatHybrid(local=local_without_tools, cloud=cloud_model(cloud_server))
 
-    result = llm.with_structured_output(Answer).invoke(UNSURE_Q)
+    result = llm.with_structured_output(Answer, method="function_calling").invoke(UNSURE_Q)
 
     assert result == Answer(answer="George Eliot", score=9)
     (body,) = cloud_server.chat_requests
@@ -1024,7 +1024,9 @@ def test_with_structured_output_include_raw_has_routing(
     )
     llm = ChatHybrid(local=local_without_tools, cloud=cloud_model(cloud_server))
 
-    out = llm.with_structured_output(Answer, include_raw=True).invoke(CONFIDENT_Q)
+    out = llm.with_structured_output(Answer, method="function_calling", include_raw=True).invoke(
+        CONFIDENT_Q
+    )
 
     assert isinstance(out, dict)
     assert out["parsed"] == Answer(answer="Paris", score=10)

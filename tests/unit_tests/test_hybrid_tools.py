@@ -209,7 +209,7 @@ def test_tool_histories_parallel_calls_and_errors_reach_both_tiers_unchanged(
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream", "astream"])
 async def test_structured_function_calling_local_first(openai_mock: MockOpenAI, mode: str) -> None:
     llm = hybrid(local(call("City", {"name": "Paris", "country": "France"})), openai_mock)
-    structured = llm.with_structured_output(City)
+    structured = llm.with_structured_output(City, method="function_calling")
     if mode in ("stream", "astream"):
         chunks = (
             list(structured.stream("Capital of France?"))
@@ -230,7 +230,11 @@ async def test_structured_function_calling_invalid_local_escalates(
     reply = {"name": "City", "arguments": {"name": "Paris", "country": "France"}}
     openai_mock.enqueue(ScriptedReply("", tool_calls=[reply]))
     llm = hybrid(local(call("City", {"name": "Paris"})), openai_mock)  # "country" missing
-    out = await answer(llm.with_structured_output(City, include_raw=True), mode, "Capital?")
+    out = await answer(
+        llm.with_structured_output(City, method="function_calling", include_raw=True),
+        mode,
+        "Capital?",
+    )
     assert isinstance(out, dict)
     assert out["parsed"] == City(name="Paris", country="France")
     assert out["parsing_error"] is None
@@ -461,3 +465,63 @@ def test_an_answer_echoing_tool_markup_is_an_invalid_tool_call() -> None:
     assert invalid is not None and invalid.reason == "invalid_tool_call"
     assert "markup" in invalid.detail
     assert spec.check(AIMessage("1 + 2 = 3.")) is None
+
+
+async def test_structured_output_default_method_is_the_installed_chatopenais(
+    openai_mock: MockOpenAI,
+) -> None:
+    import inspect
+
+    from langchain_openai import ChatOpenAI
+
+    chatopenai_default = inspect.signature(ChatOpenAI.with_structured_output).parameters["method"]
+    local_tier = local('{"name": "Paris", "country": "France"}')
+    structured = hybrid(local_tier, openai_mock).with_structured_output(City)
+    assert structured.invoke("Capital of France? Answer in JSON.") == City(
+        name="Paris", country="France"
+    )
+    sent = local_tier.seen[-1]
+    if chatopenai_default.default == "json_schema":
+        assert sent["response_format"]["type"] == "json_schema" and "tools" not in sent
+    else:
+        assert [t["function"]["name"] for t in sent["tools"]] == ["City"]
+    assert cloud_calls(openai_mock) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_valid_tool_call_before_the_token_limit_is_not_truncated(
+    openai_mock: MockOpenAI, mode: str
+) -> None:
+    # The local call's arguments parsed and fit the schema; the token limit came after.
+    local_tier = local(call("City", {"name": "Paris", "country": "France"}))
+    local_tier.finish_reason = "length"
+    structured = hybrid(local_tier, openai_mock).with_structured_output(
+        City, method="function_calling", include_raw=True
+    )
+    if mode in ("stream", "astream"):
+        chunks = (
+            list(structured.stream("Capital of France?"))
+            if mode == "stream"
+            else [c async for c in structured.astream("Capital of France?")]
+        )
+        out: Any = {k: v for c in chunks for k, v in c.items()}
+    else:
+        out = await answer(structured, mode, "Capital of France?")
+    assert out["parsed"] == City(name="Paris", country="France")
+    routing = out["raw"].response_metadata["routing"]
+    assert (routing["tier"], routing["reason"]) == ("local", "confident")
+    assert cloud_calls(openai_mock) == []
+
+
+async def test_a_cut_tool_call_still_escalates_as_truncated(openai_mock: MockOpenAI) -> None:
+    reply = {"name": "City", "arguments": {"name": "Paris", "country": "France"}}
+    openai_mock.enqueue(ScriptedReply("", tool_calls=[reply]))
+    local_tier = local(call("City", {"name": "Paris"}))  # cut before "country"
+    local_tier.finish_reason = "length"
+    out = (
+        hybrid(local_tier, openai_mock)
+        .with_structured_output(City, method="function_calling", include_raw=True)
+        .invoke("Capital of France?")
+    )
+    routing = out["raw"].response_metadata["routing"]
+    assert (routing["tier"], routing["reason"]) == ("cloud", "truncated")

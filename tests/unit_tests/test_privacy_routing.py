@@ -139,7 +139,7 @@ def test_with_privacy_off_the_values_do_reach_the_cloud(
 def test_structured_output_kept_local_is_a_typed_error_and_sends_nothing(
     openai_mock: MockOpenAI,
 ) -> None:
-    structured = hybrid(openai_mock).with_structured_output(Reply)
+    structured = hybrid(openai_mock).with_structured_output(Reply, method="function_calling")
     for prompt in PROMPTS:
         with pytest.raises(LocalToolCallUnavailableError, match="cannot call tools"):
             structured.invoke(prompt.messages)
@@ -153,7 +153,7 @@ def test_structured_output_with_redaction_escalates_with_placeholders(
         "", tool_calls=[{"name": "Reply", "arguments": {"text": "done"}}]
     )
     structured = hybrid(openai_mock, privacy=PrivacyRule(action="redact")).with_structured_output(
-        Reply
+        Reply, method="function_calling"
     )
     for prompt in PROMPTS:
         assert structured.invoke(prompt.messages) == Reply(text="done")
@@ -184,7 +184,7 @@ def test_a_force_local_rule_is_not_bypassed(openai_mock: MockOpenAI) -> None:
         for llm_ in (llm, llm.bind_tools([lookup])):
             assert routing_of(llm_.invoke(messages))["reason"] == "rule_force_local"
         with pytest.raises(LocalToolCallUnavailableError):
-            llm.with_structured_output(Reply).invoke(messages)
+            llm.with_structured_output(Reply, method="function_calling").invoke(messages)
     assert openai_mock.requests == []
 
 
