@@ -190,18 +190,25 @@ def run(
     return outcomes
 
 
-def complete_local(local: BaseChatModel, outcomes: Sequence[Outcome]) -> None:
+def complete_local(
+    local: BaseChatModel, outcomes: Sequence[Outcome], out: Callable[[str], None] = print
+) -> None:
     """Local-only needs full local answers: generate those the hybrid stopped early.
 
-    One batched generation per token limit (ChatTransformers decodes a batch together).
+    One at a time, with a line for each, so that a long wait (a maths answer runs to 160
+    tokens) shows how far it is.
     """
-    for task, max_tokens in (("math", MATH_MAX_TOKENS), ("short", SHORT_MAX_TOKENS)):
-        todo = [o for o in outcomes if o.local_right is None and o.example.task == task]
-        if not todo:
-            continue
-        prompts: list[Any] = [list(prompt_for(o.example)) for o in todo]
-        for o, full in zip(todo, local.batch(prompts, max_tokens=max_tokens), strict=True):
-            o.local_right = is_right(str(full.content), o.example)
+    todo = [o for o in outcomes if o.local_right is None]
+    if not todo:
+        return
+    out(f"Local-only row: generating in full the {len(todo)} local answers stopped early ...")
+    for i, o in enumerate(todo, 1):
+        max_tokens = MATH_MAX_TOKENS if o.example.task == "math" else SHORT_MAX_TOKENS
+        t0 = time.perf_counter()
+        full = local.invoke(list(prompt_for(o.example)), max_tokens=max_tokens)
+        o.local_right = is_right(str(full.content), o.example)
+        out(f"  {i}/{len(todo)} done ({time.perf_counter() - t0:.1f} s)")
+    out("")
 
 
 def table(outcomes: Sequence[Outcome]) -> str:

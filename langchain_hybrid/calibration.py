@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import LangChainHybridError
+from langchain_hybrid.evaluation.records import prompt_digest
 from langchain_hybrid.evaluation.report import wilson_interval
 from langchain_hybrid.routing.confidence import (
     ANSWER_FEATURE_NAMES,
@@ -878,6 +879,8 @@ def calibrate(
         "scorer": chosen.name,
         "auroc": {k: (None if v is None else round(v, 4)) for k, v in auroc.items()},
         "achieved": {k: _round(v) for k, v in achieved.items()},
+        # Which rows it was fitted on, without their text: evaluation warns on overlap.
+        "prompt_digests": sorted({prompt_digest(r.prompt) for r in records}),
     }
     if idx is None:
         message = f"target not met: {why}. Returning the cloud-only policy (everything escalates)."

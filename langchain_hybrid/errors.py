@@ -215,3 +215,16 @@ class LocalToolCallUnavailableError(LangChainHybridError, RuntimeError):
     model that cannot call tools while ``tool_choice`` (e.g. ``with_structured_output``)
     requires a tool call. Without a required tool call the local tier answers without tools.
     """
+
+
+class TierSettingError(LangChainHybridError, TypeError):
+    """A tier given to ``ChatHybrid`` is missing or is not a chat model (nor a model name).
+
+    Example:
+        >>> from langchain_hybrid import ChatHybrid
+        >>> try:
+        ...     ChatHybrid(local=42, cloud="gpt-4o")
+        ... except TierSettingError as e:
+        ...     print(str(e)[:58])
+        local= must be a chat model or a model name, got int (42).
+    """

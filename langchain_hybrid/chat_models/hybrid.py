@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import time
+import warnings
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -47,6 +48,7 @@ from langchain_hybrid._callbacks import (
 )
 from langchain_hybrid.chat_models._cascade import build_cascade
 from langchain_hybrid.chat_models._structured import structured_output
+from langchain_hybrid.chat_models._tier_setup import cloud_tier, embedded_local_tier, local_tier
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import LocalToolCallUnavailableError
 from langchain_hybrid.logprobs import message_logprobs
@@ -132,12 +134,16 @@ class ChatHybrid(BaseChatModel):
             export OPENAI_API_KEY="sk-..."
 
     Key init args:
-        local: BaseChatModel
+        local: BaseChatModel | str
             The local tier (``ChatTransformers``, or any chat model that returns
-            OpenAI-shaped log-probs: vLLM, TGI, Ollama through ``ChatOpenAI``...).
-        cloud: BaseChatModel
-            The cloud tier. A ``ChatOpenAI`` is asked for log-probs automatically
-            unless ``logprobs`` was set.
+            OpenAI-shaped log-probs: vLLM, TGI, Ollama through ``ChatOpenAI``...); a
+            Hugging Face model id or folder becomes ``ChatTransformers(model=...)``.
+            Default: the embedded SmolLM2-135M-Instruct.
+        cloud: BaseChatModel | str
+            The cloud tier (required), or a model name for LangChain's
+            ``init_chat_model`` (``"gpt-4o"``, ``"openai:gpt-4o-mini"``). A ``ChatOpenAI``
+            is asked for log-probs automatically unless ``logprobs`` was set. A tier that
+            is missing or not a chat model raises ``TierSettingError``.
         policy: RoutingPolicy
             Scorer, threshold, pre-routing rules, the finish reasons that escalate and
             early escalation, e.g. ``RoutingPolicy.load("policy.json")`` from calibration
@@ -258,11 +264,13 @@ class ChatHybrid(BaseChatModel):
         escalated request spent; the ChatHybrid run itself reports none.
     """
 
-    local: BaseChatModel
-    """The local tier."""
+    local: BaseChatModel = Field(default_factory=embedded_local_tier)
+    """The local tier: a chat model, or a Hugging Face model id or folder
+    (``ChatTransformers(model=...)``); default: the embedded SmolLM2-135M-Instruct."""
 
-    cloud: BaseChatModel
-    """The cloud tier."""
+    cloud: BaseChatModel = Field(default=None, validate_default=True)
+    """The cloud tier: a chat model, or a model name for ``init_chat_model``
+    (``"gpt-4o"``, ``"openai:gpt-4o-mini"``)."""
 
     policy: RoutingPolicy = Field(default_factory=RoutingPolicy)
     """Every routing setting (scorer, threshold, rules, finish reasons, early escalation)."""
@@ -352,11 +360,15 @@ class ChatHybrid(BaseChatModel):
 
     @field_validator("local", mode="before")
     @classmethod
-    def _local_from_huggingface(cls, local: Any) -> Any:
-        """Turn a HuggingFacePipeline, ChatHuggingFace or HuggingFaceEndpoint into a tier."""
-        from langchain_hybrid.huggingface import as_local_tier
+    def _local_tier(cls, local: Any) -> Any:
+        """Build the local tier from a model id or a langchain-huggingface object."""
+        return local_tier(local)
 
-        return as_local_tier(local)
+    @field_validator("cloud", mode="before")
+    @classmethod
+    def _cloud_tier(cls, cloud: Any) -> Any:
+        """Build the cloud tier from a model name; a missing cloud is one clear error."""
+        return cloud_tier(cloud)
 
     @model_validator(mode="after")
     def _ask_cloud_for_logprobs(self) -> ChatHybrid:
@@ -768,7 +780,7 @@ class ChatHybrid(BaseChatModel):
             deadline=time.monotonic() + timeout if timeout is not None else None,
             redaction=redaction,
             expects=None if expects.empty else expects,
-            thread_id=_THREAD_ID.get() or thread_id_of({"metadata": context.metadata}),
+            thread_id=self._thread_id(policy, context),
             threads=self.threads if policy.sticky_escalation else None,
         )
         tiers = _Tiers(
@@ -783,6 +795,21 @@ class ChatHybrid(BaseChatModel):
             local_kwargs=self._local_alternatives(policy, kwargs),
         )
         return route_flow(route), tiers
+
+    @staticmethod
+    def _thread_id(policy: RoutingPolicy, context: RoutingContext) -> str | None:
+        """Return the call's conversation thread; warn once when sticky escalation has none."""
+        thread = _THREAD_ID.get() or thread_id_of({"metadata": context.metadata})
+        if thread is None and policy.sticky_escalation:
+            warnings.warn(
+                "sticky_escalation is on, but this call names no conversation thread, so it "
+                "is routed on its own. Name the thread in the run config: "
+                '{"configurable": {"thread_id": ...}} (LangGraph sets it), "session_id" '
+                '(RunnableWithMessageHistory sets it) or "conversation_id".',
+                UserWarning,
+                stacklevel=2,
+            )
+        return thread
 
     def _local_alternatives(self, policy: RoutingPolicy, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Ask the local tier for two alternatives per token when the scorer reads the margin.

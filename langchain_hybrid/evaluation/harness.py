@@ -32,9 +32,10 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ from langchain_hybrid.costs import PriceTable, token_usage
 from langchain_hybrid.errors import DatasetError
 from langchain_hybrid.evaluation.collect import _Timer, collect_local, progress_bar, prompt_for
 from langchain_hybrid.evaluation.graders import Grader, grade
-from langchain_hybrid.evaluation.records import Example, LocalRecord
+from langchain_hybrid.evaluation.records import Example, LocalRecord, prompt_digest
 from langchain_hybrid.evaluation.report import SYSTEMS, EvaluationReport, System, SystemRow
 from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import (
@@ -66,6 +67,7 @@ __all__ = [
     "ReplayCloud",
     "estimate_tokens",
     "evaluate",
+    "fitted_overlap",
     "scorer_aurocs",
 ]
 
@@ -488,6 +490,46 @@ def _row(system: System, outcomes: Sequence[_Outcome], baseline_cost: float) -> 
     )
 
 
+def fitted_overlap(
+    policy: RoutingPolicy, prompts: Iterable[Sequence[BaseMessage]], dataset: str
+) -> str | None:
+    """Say when the data measured is (partly) the data ``policy`` was fitted on, else None.
+
+    Reads the policy's ``fitted_on``: its ``prompt_digests`` (written by ``calibrate``)
+    against the digests of ``prompts``, or, for policies fitted before digests were
+    recorded, its ``dataset`` name against ``dataset``.
+
+    Example:
+        >>> from langchain_core.messages import HumanMessage
+        >>> prompt = [HumanMessage("Capital of France?")]
+        >>> fitted = RoutingPolicy(fitted_on={"prompt_digests": [prompt_digest(prompt)]})
+        >>> fitted_overlap(fitted, [prompt], "qa.jsonl")[:47]
+        '1 of 1 examples were among the rows this policy'
+        >>> fitted_overlap(RoutingPolicy(), [prompt], "qa.jsonl") is None
+        True
+    """
+    fitted = policy.fitted_on or {}
+    digests = fitted.get("prompt_digests")
+    prompts = list(prompts)
+    if isinstance(digests, list) and digests:
+        known = set(digests)
+        same = sum(prompt_digest(p) in known for p in prompts)
+        if not same:
+            return None
+        return (
+            f"{same} of {len(prompts)} examples were among the rows this policy was fitted on "
+            "(its fitted_on): the Hybrid row is optimistic on them; evaluate on rows that "
+            "calibrate never saw (other articles or passages for RAG data)"
+        )
+    if fitted.get("dataset") and fitted.get("dataset") == dataset:
+        return (
+            f"this policy was fitted on a dataset named {dataset!r} too (its fitted_on): if "
+            "these are the same rows, the Hybrid row is optimistic; evaluate on rows that "
+            "calibrate never saw"
+        )
+    return None
+
+
 def evaluate(
     examples: Sequence[Example],
     *,
@@ -580,6 +622,10 @@ def evaluate(
             )
     local_records = [by_id[i] for i in ids]
     prompts = {ex.id: by_id[ex.id].prompt or prompt_for(ex) for ex in examples}
+    overlap = fitted_overlap(policy, prompts.values(), dataset)
+    if overlap is not None:
+        warnings.warn(overlap, UserWarning, stacklevel=2)
+        notes.append(overlap)
     errors = sum(r.answer.response_metadata.get("finish_reason") == "error" for r in local_records)
     if errors:
         notes.append(f"the local model failed on {errors} examples (counted wrong, escalated)")

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -46,8 +47,28 @@ __all__ = [
     "LocalRecord",
     "Task",
     "load_records",
+    "prompt_digest",
     "save_records",
 ]
+
+
+def prompt_digest(prompt: Iterable[BaseMessage]) -> str:
+    """Return a short fingerprint of a prompt: 12 hex digits of the SHA-256 of its messages.
+
+    A policy's ``fitted_on`` lists the digests of the prompts it was fitted on
+    (``prompt_digests``), which lets evaluation say when it measures on the same rows
+    without the policy file holding any of their text.
+
+    Example:
+        >>> from langchain_core.messages import HumanMessage
+        >>> prompt_digest([HumanMessage("Capital of France?")])
+        '55c744abb1b8'
+    """
+    digest = hashlib.sha256()
+    for message in prompt:
+        digest.update(f"{message.type}\x00{message.text}\x00".encode())
+    return digest.hexdigest()[:12]
+
 
 #: What an example asks for: a short factual answer, or a final number.
 Task = Literal["short", "math"]

@@ -158,6 +158,9 @@ class RouteDecision:
     cost in the cloud. ``privacy`` is set when a privacy rule fired: ``{"rule": name,
     "action": "local" | "redact", "detectors": [names]}`` (names of detectors, never the
     data); with ``"redact"`` the cloud, if asked, received placeholders instead.
+    ``model`` names the model whose answer was returned (the answer's ``model_name``, else
+    the tier's model): in a cascade each step's decision names the model that answered,
+    whatever its tier is called in that step.
     Non-finite numbers are clamped (NaN and -inf become -100.0, +inf 1e300) and the text
     fields are coerced with ``str`` (so ``error=exc`` works): ``json.dumps(d.as_dict())``
     always works.
@@ -192,6 +195,7 @@ class RouteDecision:
     escalation_reason: RouteReason | None = None
     failed: bool = False
     privacy: dict[str, Any] | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         check_route(self.tier, self.reason)
@@ -205,7 +209,7 @@ class RouteDecision:
             object.__setattr__(self, name, _optional(getattr(self, name), name))
         for name in ("cost_usd", "cost_avoided_usd"):
             object.__setattr__(self, name, _number(getattr(self, name), name))
-        for name in ("policy_version", "scorer", "rule", "error", "finish_reason"):
+        for name in ("policy_version", "scorer", "rule", "error", "finish_reason", "model"):
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else str(value))
         if self.usage is not None:

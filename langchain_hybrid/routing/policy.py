@@ -310,8 +310,10 @@ class RoutingPolicy:
         sticky_escalation: once the cloud answered a turn of a conversation thread, later
             turns of that thread go to the cloud too (reason ``sticky_escalation``), so
             that one thread is not answered by two models that may contradict each other.
-            The thread is named by the run config (``configurable.thread_id``, as LangGraph
-            sets it, or ``metadata.thread_id``); the model remembers the escalated threads
+            The thread is named by the run config (``thread_id`` as LangGraph sets it,
+            ``session_id`` as ``RunnableWithMessageHistory`` does, or ``conversation_id``,
+            in ``configurable`` or ``metadata``); a call that names none is routed on its
+            own, with one warning per process. The model remembers the escalated threads
             (``ChatHybrid.threads``). Local-only rules (privacy) still win.
         version: the policy's own version, recorded in every decision.
         fitted_on: what calibration fitted the policy on (JSON-serialisable).

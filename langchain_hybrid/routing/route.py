@@ -633,6 +633,8 @@ def _decision(route: Route, trip: _Trip) -> RouteDecision:
         escalation_reason=trip.escalation_reason,
         failed=trip.failure is not None,
         privacy=_privacy_note(route, trip),
+        model=_model_name(answer, route.cloud_label if answered_by_cloud else route.local_label)
+        or None,
     )
 
 

@@ -45,6 +45,7 @@ TRACE_METADATA_KEYS = (
     "escalation_reason",
     "failed",
     "privacy",
+    "model",
 )
 
 

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ThreadMemory", "thread_id_of"]
+__all__ = ["THREAD_KEYS", "ThreadMemory", "thread_id_of"]
 
 
 class ThreadMemory:
@@ -82,22 +82,49 @@ class ThreadMemory:
         return f"ThreadMemory(max_threads={self.max_threads}, threads={len(self)})"
 
 
+#: The keys that name a conversation thread, in the order they are looked for:
+#: LangGraph's checkpointers (``thread_id``), ``RunnableWithMessageHistory``'s default
+#: (``session_id``), and the third key LangSmith groups threads by (``conversation_id``).
+THREAD_KEYS = ("thread_id", "session_id", "conversation_id")
+#: Where ``RunnableWithMessageHistory`` leaves the history it loaded for the wrapped runnable.
+_HISTORY_KEY = "message_history"
+
+
 def thread_id_of(config: Mapping[str, Any] | None) -> str | None:
     """Return the conversation thread a run config names, or None.
 
-    ``configurable.thread_id`` (as LangGraph's checkpointers use it) first, then
-    ``metadata.thread_id``; any value is turned into a string.
+    ``configurable`` first, then ``metadata``, each looked up for :data:`THREAD_KEYS` in
+    order (``thread_id`` as LangGraph's checkpointers use it, ``session_id`` as
+    ``RunnableWithMessageHistory`` does by default, ``conversation_id``). Inside a
+    ``RunnableWithMessageHistory`` whose ``history_factory_config`` uses other keys
+    (``user_id`` and ``conversation_id``, say), the thread is those keys' values together.
+    Any value is turned into a string.
 
     Example:
         >>> thread_id_of({"configurable": {"thread_id": 7}})
         '7'
         >>> thread_id_of({"metadata": {"thread_id": "t1"}}), thread_id_of({})
         ('t1', None)
+        >>> thread_id_of({"configurable": {"session_id": "s1", "message_history": []}})
+        's1'
+        >>> thread_id_of({"configurable": {"user_id": "u1", "chat": 2, "message_history": []}})
+        'chat=2|user_id=u1'
     """
     if not config:
         return None
-    for key in ("configurable", "metadata"):
-        section = config.get(key)
-        if isinstance(section, Mapping) and section.get("thread_id") is not None:
-            return str(section["thread_id"])
+    for section_name in ("configurable", "metadata"):
+        section = config.get(section_name)
+        if not isinstance(section, Mapping):
+            continue
+        for key in THREAD_KEYS:
+            if section.get(key) is not None:
+                return str(section[key])
+    configurable = config.get("configurable")
+    if isinstance(configurable, Mapping) and _HISTORY_KEY in configurable:
+        keys = [
+            f"{key}={value}"
+            for key, value in sorted(configurable.items())
+            if key != _HISTORY_KEY and isinstance(value, (str, int)) and not key.startswith("_")
+        ]
+        return "|".join(keys) or None
     return None

@@ -297,3 +297,20 @@ def test_langsmith_trace_of_local_answer(
     assert metadata["routing_cost_avoided_usd"] == pytest.approx(
         routing(answer)["cost_avoided_usd"]
     )
+
+
+def test_local_defaults_to_the_embedded_model_and_takes_a_model_id(
+    local_llm: ChatTransformers, cloud_server: FakeOpenAIServer
+) -> None:
+    from langchain_hybrid._models import DEFAULT_MODEL_NAME, convert_gguf, embedded_gguf_path
+
+    default = ChatHybrid(cloud=cloud_model(cloud_server), threshold=-0.6)
+    assert isinstance(default.local, ChatTransformers)
+    assert default.local.model_name == local_llm.model_name == DEFAULT_MODEL_NAME
+    # A model id or folder becomes ChatTransformers(model=...): here the embedded model's
+    # converted folder, as a user with a hub would pass "HuggingFaceTB/SmolLM2-135M-Instruct".
+    folder = str(convert_gguf(embedded_gguf_path(), DEFAULT_MODEL_NAME))
+    by_id = ChatHybrid(local=folder, cloud=cloud_model(cloud_server), threshold=-0.6)
+    assert isinstance(by_id.local, ChatTransformers) and by_id.local.model == folder
+    msg = by_id.invoke(CONFIDENT_Q, max_tokens=MAX_TOKENS)
+    assert (msg.content, routing(msg)["tier"]) == (LOCAL_ANSWER, "local")

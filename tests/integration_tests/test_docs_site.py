@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,14 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert (site / "index.html").is_file()
     api = (site / "api" / "chat-models" / "index.html").read_text()
     assert "from_huggingface" in api and "ChatHybrid" in api
+    assert 'id="langchain_hybrid.ChatHybrid.cascade"' in api
+    # Sphinx roles of the docstrings render as links (or code), never as their markup.
+    roles = re.compile(r":(class|func|meth|attr|data|mod|exc|obj):`")
+    literal = {
+        str(page.relative_to(site)): len(roles.findall(page.read_text()))
+        for page in site.rglob("*.html")
+        if roles.search(page.read_text())
+    }
+    assert literal == {}
+    link = r'<a class="autorefs autorefs-internal"[^>]*href="../routing/#langchain_hybrid.'
+    assert re.search(link + 'RoutingPolicy"', api)

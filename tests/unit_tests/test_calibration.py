@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import warnings
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,44 @@ def test_report_says_a_margin_reading_policy_needs_top_logprobs() -> None:
     assert "serve the local model with top_logprobs >= 2" in result.report()
     plain = RoutingPolicy(scorer=LogisticScorer({"mean_logprob": 1.0}))
     assert "top_logprobs" not in dataclasses.replace(result, policy=plain).report()
+
+
+def test_evaluating_on_the_rows_a_policy_was_fitted_on_warns() -> None:
+    from langchain_hybrid.costs import PriceTable
+    from langchain_hybrid.evaluation.harness import AssumedCloud, evaluate
+    from langchain_hybrid.evaluation.records import Example
+
+    records = _two_populations()
+    policy = calibrate(records, target_cloud_rate=0.4, cloud=CloudOutcomes.assumed(0.8)).policy
+    assert policy.fitted_on is not None and len(policy.fitted_on["prompt_digests"]) == 200
+    # The same prompts, as evaluation sees them: examples whose prompt the records hold.
+    seen = [
+        Example(id=r.example_id, question="capital of France?", answers=("Paris",))
+        for r in records[:50]
+    ]
+    new_records = [_record(1000 + i, True, -0.1) for i in range(10)]
+    new = [
+        Example(id=r.example_id, question="capital of France?", answers=("Paris",))
+        for r in new_records
+    ]
+
+    def run(examples: list[Example], recs: list[LocalRecord]) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = evaluate(
+                examples,
+                local=None,
+                policy=policy,
+                cloud_source=AssumedCloud(0.8),
+                prices=PriceTable.default(),
+                max_tokens=8,
+                records=recs,
+                progress=False,
+            )
+        warned = [str(w.message) for w in caught if "fitted on" in str(w.message)]
+        assert warned == [n for n in report.notes if "fitted on" in n]
+        return warned
+
+    [warning] = run(seen, records[:50])
+    assert warning.startswith("50 of 50 examples were among the rows this policy was fitted on")
+    assert run(new, new_records) == []

@@ -142,3 +142,14 @@ def test_a_malformed_cascade_says_what_to_fix(kwargs: dict[str, Any], message: s
     tiers = kwargs.pop("tiers", [_tier("a", -0.1), _tier("b", -0.1), _tier("c", -0.1)])
     with pytest.raises(ValueError, match=message):
         ChatHybrid.cascade(tiers, **kwargs)
+
+
+@pytest.mark.parametrize("how", PATHS)
+async def test_each_step_names_the_model_that_answered(how: str) -> None:
+    # small -> medium -> large: the medium model answers; every step's decision says so,
+    # whatever the tier is called in that step ("cloud" for the first, "local" below).
+    msg = await _answer(cascade(small=-2.0, medium=-0.2), how)
+    steps = routing_steps(msg)
+    assert [(s["tier"], s["model"]) for s in steps] == [("cloud", "medium"), ("local", "medium")]
+    msg = await _answer(cascade(small=-0.1, medium=-1.0), how)
+    assert [(s["tier"], s["model"]) for s in routing_steps(msg)] == [("local", "small")]

@@ -58,6 +58,25 @@ def test_demo_prints_attempt_confidence_reason_tier_and_the_table(
     assert "  3 / 4" in table.splitlines()[2]  # the local model alone on three
 
 
+def test_the_demo_shows_progress_while_it_completes_local_answers(
+    example: Callable[[str], ModuleType],
+) -> None:
+    demo = example("demo")
+    questions = demo.demo_questions()[:3]
+    outcomes = [
+        demo.Outcome(kind, ex, "cloud", True, "", None, True, 0.0, 0.0) for kind, ex in questions
+    ]
+    lines: list[str] = []
+    demo.complete_local(rag_local(), outcomes, out=lines.append)
+    assert lines[0].startswith("Local-only row: generating in full the 3 local answers")
+    assert [line.split(" (")[0] for line in lines[1:4]] == [
+        "  1/3 done",
+        "  2/3 done",
+        "  3/3 done",
+    ]
+    assert all(o.local_right is not None for o in outcomes)
+
+
 def test_the_shipped_demo_policy_says_what_it_was_fitted_on() -> None:
     policy = RoutingPolicy.load(Path(__file__).parents[2] / "examples" / "hybrid_policy.json")
     fitted = policy.fitted_on

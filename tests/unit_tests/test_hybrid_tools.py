@@ -405,6 +405,58 @@ async def test_sticky_escalation_keeps_an_escalated_thread_on_the_cloud(
     assert len(llm.threads) == 1
 
 
+def _with_history(llm: ChatHybrid, *keys: str) -> Any:
+    from langchain_core.chat_history import InMemoryChatMessageHistory
+    from langchain_core.runnables import ConfigurableFieldSpec
+    from langchain_core.runnables.history import RunnableWithMessageHistory
+
+    store: dict[tuple[str, ...], InMemoryChatMessageHistory] = {}
+
+    def history(*values: str) -> InMemoryChatMessageHistory:
+        return store.setdefault(values, InMemoryChatMessageHistory())
+
+    if not keys:
+        return RunnableWithMessageHistory(llm, lambda session_id: history(session_id))
+    specs = [ConfigurableFieldSpec(id=k, annotation=str) for k in keys]
+
+    def by_keys(user_id: str, chat: str) -> InMemoryChatMessageHistory:
+        return history(user_id, chat)
+
+    return RunnableWithMessageHistory(llm, by_keys, history_factory_config=specs)
+
+
+@pytest.mark.parametrize("keys", [(), ("user_id", "chat")], ids=["session_id", "custom keys"])
+def test_sticky_escalation_follows_runnable_with_message_history(
+    openai_mock: MockOpenAI, keys: tuple[str, ...]
+) -> None:
+    llm = ChatHybrid(
+        local=Scripted(),
+        cloud=make_chat_openai(openai_mock),
+        policy=RoutingPolicy(threshold=-0.6, sticky_escalation=True),
+    )
+    chat = _with_history(llm, *keys)
+
+    def reason(question: str, thread: str) -> str:
+        configurable = {"session_id": thread} if not keys else {"user_id": "u", "chat": thread}
+        msg = chat.invoke(question, {"configurable": configurable})
+        return str(msg.response_metadata["routing"]["reason"])
+
+    assert reason("easy one", "s1") == "confident"
+    assert reason("a hard one", "s1") == "low_confidence"
+    assert reason("easy again", "s1") == "sticky_escalation"
+    assert reason("easy one", "s2") == "confident"  # another conversation is not affected
+
+
+def test_sticky_escalation_warns_when_a_call_names_no_thread(openai_mock: MockOpenAI) -> None:
+    llm = ChatHybrid(
+        local=Scripted(),
+        cloud=make_chat_openai(openai_mock),
+        policy=RoutingPolicy(threshold=-0.6, sticky_escalation=True),
+    )
+    with pytest.warns(UserWarning, match="names no conversation thread"):
+        llm.invoke("easy one")
+
+
 def test_without_sticky_escalation_each_turn_is_routed_afresh(openai_mock: MockOpenAI) -> None:
     llm = ChatHybrid(local=Scripted(), cloud=make_chat_openai(openai_mock), threshold=-0.6)
     config = {"configurable": {"thread_id": "t1"}}
