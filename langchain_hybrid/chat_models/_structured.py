@@ -34,7 +34,13 @@ from langchain_core.utils.function_calling import (
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
-__all__ = ["METHODS", "default_method", "openai_response_format", "structured_output"]
+__all__ = [
+    "METHODS",
+    "default_method",
+    "openai_response_format",
+    "output_format",
+    "structured_output",
+]
 
 #: The ``method`` values of ``with_structured_output``.
 METHODS = ("function_calling", "json_schema", "json_mode")
@@ -112,6 +118,22 @@ def openai_response_format(schema: Any, strict: bool | None = None) -> dict[str,
     return {"type": "json_schema", "json_schema": function}
 
 
+def output_format(schema: Any, method: str, strict: bool | None) -> dict[str, Any]:
+    """Return the ``ls_structured_output_format`` a ``response_format`` call records.
+
+    What LangChain's callbacks and LangSmith show of a structured-output request made with
+    ``method="json_schema"`` or ``"json_mode"``.
+
+    Example:
+        >>> output_format(None, "json_mode", None)
+        {'kwargs': {'method': 'json_mode', 'strict': None}, 'schema': None}
+    """
+    return {
+        "kwargs": {"method": method, "strict": strict},
+        "schema": convert_to_json_schema(schema) if schema is not None else None,
+    }
+
+
 def structured_output(
     llm: BaseChatModel,
     schema: Any = None,
@@ -171,10 +193,7 @@ def structured_output(
         )
         bound = llm.bind(
             response_format=response_format,
-            ls_structured_output_format={
-                "kwargs": {"method": method, "strict": strict},
-                "schema": convert_to_json_schema(schema) if schema is not None else None,
-            },
+            ls_structured_output_format=output_format(schema, method, strict),
         )
         output_parser = (
             PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()

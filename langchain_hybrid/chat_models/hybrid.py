@@ -47,7 +47,11 @@ from langchain_hybrid._callbacks import (
     routed_run,
 )
 from langchain_hybrid.chat_models._cascade import build_cascade
-from langchain_hybrid.chat_models._structured import structured_output
+from langchain_hybrid.chat_models._structured import (
+    default_method,
+    output_format,
+    structured_output,
+)
 from langchain_hybrid.chat_models._tier_setup import cloud_tier, embedded_local_tier, local_tier
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.errors import LocalToolCallUnavailableError
@@ -343,6 +347,7 @@ class ChatHybrid(BaseChatModel):
     _tools_key: dict[str, Any] | None = PrivateAttr(default=None)
     _tool_call_required: bool = PrivateAttr(default=False)
     _tools_spec: AnswerSpec | None = PrivateAttr(default=None)
+    _output_format: dict[str, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -548,11 +553,15 @@ class ChatHybrid(BaseChatModel):
             >>> llm.with_structured_output(Answer, method="json_schema")  # doctest: +SKIP
         """
         llm = self
-        if method == "json_mode" and schema is not None:
+        chosen = method or default_method()
+        if chosen in ("json_schema", "json_mode"):
+            # The tier runs record the format too (function_calling binds it with the tools).
+            llm = self.model_copy()
+            llm._output_format = output_format(schema, chosen, strict)
+        if chosen == "json_mode" and schema is not None:
             # json_mode sends no schema to the tiers, but a local JSON object that misses
             # the schema escalates instead of failing in the parser.
             json_schema = convert_to_json_schema(schema)
-            llm = self.model_copy()
             llm._tools_spec = AnswerSpec(output="json_object", schema=json_schema)
             llm._tools_key = {"json_mode_schema": json_schema}
         return structured_output(
@@ -793,6 +802,7 @@ class ChatHybrid(BaseChatModel):
             cloud_messages=redaction.messages(messages) if redaction is not None else messages,
             local_refusal=self._local_refusal(),
             local_kwargs=self._local_alternatives(policy, kwargs),
+            output_format=self._output_format,
         )
         return route_flow(route), tiers
 
@@ -955,6 +965,8 @@ class _Tiers:
     local_refusal: Exception | None = None
     local_kwargs: dict[str, Any] = field(default_factory=dict)
     """Call options for the local tier only (e.g. the alternatives a scorer needs)."""
+    output_format: dict[str, Any] | None = None
+    """The structured-output format of the request, recorded on both tier runs."""
 
     def _runnable(self, tier: Tier) -> Runnable[LanguageModelInput, BaseMessage]:
         if tier == "local" and self.local_refusal is not None:
@@ -969,6 +981,8 @@ class _Tiers:
 
     def _kwargs(self, tier: Tier, timeout: float | None) -> dict[str, Any]:
         kwargs = {**self.kwargs, **self.local_kwargs} if tier == "local" else self.kwargs
+        if self.output_format is not None:
+            kwargs = {**kwargs, "ls_structured_output_format": self.output_format}
         if timeout is None or not _takes_timeout(self._runnable(tier)):
             return kwargs
         return {**kwargs, "timeout": max(timeout, _MIN_TIMEOUT_S)}
