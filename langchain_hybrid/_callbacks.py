@@ -25,7 +25,7 @@ import contextvars
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 from uuid import UUID
 
 from langchain_core.callbacks import (
@@ -48,7 +48,6 @@ __all__ = [
     "RoutedRun",
     "StreamRunCapture",
     "SyncRunManager",
-    "achild_callbacks",
     "aiter_nested",
     "child_callbacks",
     "iter_nested",
@@ -63,22 +62,26 @@ _T = TypeVar("_T")
 _RM = TypeVar("_RM", CallbackManagerForLLMRun, AsyncCallbackManagerForLLMRun)
 
 
-def child_callbacks(run_manager: SyncRunManager) -> CallbackManager:
-    """Return a callback manager for runs nested under ``run_manager``'s run.
+@overload
+def child_callbacks(run_manager: SyncRunManager) -> CallbackManager: ...
+@overload
+def child_callbacks(run_manager: AsyncRunManager) -> AsyncCallbackManager: ...
+@overload
+def child_callbacks(run_manager: None) -> None: ...
+def child_callbacks(
+    run_manager: SyncRunManager | AsyncRunManager | None,
+) -> CallbackManager | AsyncCallbackManager | None:
+    """Return a callback manager for runs nested under ``run_manager``'s run (async for async).
 
     This mirrors what chain runs' ``get_child`` does, so the tier calls appear as child
-    runs of the routed run (and in its traces).
+    runs of the routed run (and in its traces). None for no run manager.
     """
-    manager = CallbackManager(handlers=[], parent_run_id=run_manager.run_id)
-    manager.set_handlers(run_manager.inheritable_handlers)
-    manager.add_tags(run_manager.inheritable_tags)
-    manager.add_metadata(run_manager.inheritable_metadata)
-    return manager
-
-
-def achild_callbacks(run_manager: AsyncRunManager) -> AsyncCallbackManager:
-    """Async twin of :func:`child_callbacks`."""
-    manager = AsyncCallbackManager(handlers=[], parent_run_id=run_manager.run_id)
+    if run_manager is None:
+        return None
+    manager_class = (
+        AsyncCallbackManager if isinstance(run_manager, AsyncRunManager) else (CallbackManager)
+    )
+    manager = manager_class(handlers=[], parent_run_id=run_manager.run_id)
     manager.set_handlers(run_manager.inheritable_handlers)
     manager.add_tags(run_manager.inheritable_tags)
     manager.add_metadata(run_manager.inheritable_metadata)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["AsyncStoppableStream", "StoppableStream", "on_early_stop"]
 
@@ -63,8 +63,10 @@ class _Stoppable:
         finally:
             _LISTENERS.reset(token)
 
-    def _ask_to_stop(self) -> bool:
-        """Ask every registered tier to stop; whether any can (then drain, else close)."""
+    def _stopping(self, inner: object) -> bool:
+        """Ask every registered tier to stop; whether the stream must be drained first."""
+        if inner is None:
+            return False
         for stop in self._listeners:
             stop()
         return bool(self._listeners)
@@ -89,12 +91,10 @@ class StoppableStream(_Stoppable):
     def close(self) -> list[Any]:
         """Stop the tier cleanly when it can, then close it; return the chunks drained."""
         inner, self._inner = self._inner, None
-        if inner is None:
-            return self.drained
         try:
-            if self._ask_to_stop():
+            if self._stopping(inner):
                 with self._listening():
-                    self.drained.extend(inner)
+                    self.drained.extend(cast(Iterator[Any], inner))
         finally:
             close = getattr(inner, "close", None)
             if close is not None:
@@ -121,12 +121,10 @@ class AsyncStoppableStream(_Stoppable):
     async def aclose(self) -> list[Any]:
         """Async twin of :meth:`StoppableStream.close`."""
         inner, self._inner = self._inner, None
-        if inner is None:
-            return self.drained
         try:
-            if self._ask_to_stop():
+            if self._stopping(inner):
                 with self._listening():
-                    self.drained.extend([item async for item in inner])
+                    self.drained += [item async for item in cast(AsyncIterator[Any], inner)]
         finally:
             aclose = getattr(inner, "aclose", None)
             if aclose is not None:

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["Registry"]
@@ -33,11 +34,16 @@ _C = TypeVar("_C", bound=type)
 class Registry(Generic[_T]):
     """Classes keyed by the value of one class attribute (``key``)."""
 
-    def __init__(self, key: str, what: str) -> None:
-        """Create an empty registry of ``what`` (for messages), keyed by attribute ``key``."""
+    def __init__(self, key: str, what: str, classes: Iterable[type[_T]] = ()) -> None:
+        """Create a registry of ``what`` (for messages), keyed by attribute ``key``.
+
+        ``classes`` are registered at once.
+        """
         self.key = key
         self.what = what
         self._classes: dict[str, type[_T]] = {}
+        for cls in classes:
+            self.register(cls)
 
     def register(self, cls: _C) -> _C:
         """Register ``cls`` under its ``key`` attribute (a class decorator; idempotent).

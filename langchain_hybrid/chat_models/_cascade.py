@@ -18,25 +18,27 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from langchain_hybrid.chat_models.hybrid import ChatHybrid
+from langchain_core.language_models import BaseChatModel
 
 __all__ = ["build_cascade"]
+
+#: The router class a cascade is made of (ChatHybrid), taking ``local=`` and ``cloud=``.
+_Step = TypeVar("_Step", bound=BaseChatModel)
 
 #: Settings that name a step's tiers or hold its own state: never shared by all steps.
 _PER_STEP_ONLY = frozenset({"local", "cloud", "threshold", "budget", "circuit_breaker", "threads"})
 
 
 def build_cascade(
-    cls: type[ChatHybrid],
+    cls: type[_Step],
     tiers: Sequence[Any],
     thresholds: Sequence[float | None] | None,
     steps: Sequence[Mapping[str, Any]] | None,
     shared: Mapping[str, Any],
-) -> ChatHybrid:
+) -> _Step:
     """Build the nested steps of ``cls.cascade(...)``; see :meth:`ChatHybrid.cascade`."""
     tiers = list(tiers)
     if len(tiers) < 2:
@@ -71,11 +73,12 @@ def build_cascade(
             raise ValueError(
                 f"step {i} has a threshold in thresholds= and in steps[{i}]: give one."
             )
+    router: Callable[..., _Step] = cls  # takes local= and cloud=
     cascade: Any = tiers[-1]
     for i in reversed(range(n_steps)):
         settings = {**shared, **steps[i]}
         if thresholds[i] is not None:
             settings["threshold"] = thresholds[i]
-        cascade = cls(local=tiers[i], cloud=cascade, **settings)
-    result: ChatHybrid = cascade
+        cascade = router(local=tiers[i], cloud=cascade, **settings)
+    result: _Step = cascade
     return result

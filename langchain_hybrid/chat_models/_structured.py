@@ -67,24 +67,22 @@ def default_method() -> str:
     return default if default in METHODS else _FALLBACK_METHOD
 
 
-class _RequiredPydanticToolsParser(PydanticToolsParser):
-    """``PydanticToolsParser`` for one forced tool call: no call is an error, not None."""
+class _ToolCallRequired:
+    """For the parser of one forced tool call: no call is a parsing error, not None."""
 
     def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
-        parsed = super().parse_result(result, partial=partial)
+        parsed = super().parse_result(result, partial=partial)  # type: ignore[misc]
         if parsed is None and not partial:
             raise _no_tool_call(result)
         return parsed
 
 
-class _RequiredJsonKeyToolsParser(JsonOutputKeyToolsParser):
-    """``JsonOutputKeyToolsParser`` for one forced tool call: no call is an error."""
+class _RequiredPydanticToolsParser(_ToolCallRequired, PydanticToolsParser):
+    """``PydanticToolsParser`` for one forced tool call."""
 
-    def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
-        parsed = super().parse_result(result, partial=partial)
-        if parsed is None and not partial:
-            raise _no_tool_call(result)
-        return parsed
+
+class _RequiredJsonKeyToolsParser(_ToolCallRequired, JsonOutputKeyToolsParser):
+    """``JsonOutputKeyToolsParser`` for one forced tool call."""
 
 
 def _no_tool_call(result: list[Generation]) -> OutputParserException:

@@ -52,36 +52,48 @@ def local_tier(value: Any) -> Any:
     if isinstance(value, str):
         from langchain_hybrid.chat_models.transformers import ChatTransformers
 
-        if not value.strip():
-            raise TierSettingError(f"local= is an empty model name; pass {_LOCAL_EXAMPLES}.")
-        return ChatTransformers(model=value)
+        return ChatTransformers(model=_named("local", value, _LOCAL_EXAMPLES))
     from langchain_hybrid.huggingface import as_local_tier
 
-    tier = as_local_tier(value)
-    if not isinstance(tier, BaseChatModel):
-        raise TierSettingError(
-            f"local= must be a chat model or a model name, got {_described(value)}. "
-            f"Pass {_LOCAL_EXAMPLES}."
-        )
-    return tier
+    return _chat_model("local", as_local_tier(value), value, _LOCAL_EXAMPLES)
 
 
 def cloud_tier(value: Any) -> Any:
-    """Return the cloud tier for ``value`` (see the module docstring)."""
+    """Return the cloud tier for ``value`` (see the module docstring).
+
+    A ``ChatOpenAI`` is asked for log-probs (``logprobs=True``) unless it says otherwise.
+    """
     if value is None:
         raise TierSettingError(
             "ChatHybrid needs cloud=: the model it escalates to, e.g. " + _CLOUD_EXAMPLES + "."
         )
     if isinstance(value, str):
-        if not value.strip():
-            raise TierSettingError(f"cloud= is an empty model name; pass {_CLOUD_EXAMPLES}.")
-        return _init_chat_model(value)
-    if not isinstance(value, BaseChatModel):
+        value = _init_chat_model(_named("cloud", value, _CLOUD_EXAMPLES))
+    return _with_logprobs(_chat_model("cloud", value, value, _CLOUD_EXAMPLES))
+
+
+def _named(side: str, name: str, examples: str) -> str:
+    if not name.strip():
+        raise TierSettingError(f"{side}= is an empty model name; pass {examples}.")
+    return name
+
+
+def _chat_model(side: str, tier: Any, given: Any, examples: str) -> BaseChatModel:
+    if not isinstance(tier, BaseChatModel):
         raise TierSettingError(
-            f"cloud= must be a chat model or a model name, got {_described(value)}. "
-            f"Pass {_CLOUD_EXAMPLES}."
+            f"{side}= must be a chat model or a model name, got {_described(given)}. "
+            f"Pass {examples}."
         )
-    return value
+    return tier
+
+
+def _with_logprobs(cloud: BaseChatModel) -> BaseChatModel:
+    """Ask a ChatOpenAI cloud tier for log-probs when the user did not say."""
+    from langchain_openai import ChatOpenAI
+
+    if isinstance(cloud, ChatOpenAI) and cloud.logprobs is None:
+        return cloud.model_copy(update={"logprobs": True})
+    return cloud
 
 
 def _init_chat_model(name: str) -> BaseChatModel:

@@ -1,52 +1,51 @@
-"""ChatHybrid: the drop-in confidence-gated chat model; sync and async drivers of the route."""
+"""ChatHybrid: the drop-in confidence-gated chat model: its settings, identity and entry points.
+
+Beside it: tool binding (:mod:`._hybrid_tools`), how one call reaches the tiers
+(:mod:`._hybrid_tiers`), what a routed stream yields (:mod:`._hybrid_stream`), the
+cache (:mod:`._hybrid_cache`), structured output (:mod:`._structured`), cascades
+(:mod:`._cascade`) and what ``local=``/``cloud=`` accept (:mod:`._tier_setup`). The
+flow of a call is :mod:`langchain_hybrid.routing.route`'s.
+"""
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import time
-import warnings
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Generator,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from contextlib import aclosing, closing, contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from contextlib import aclosing, closing
+from dataclasses import replace
+from typing import Any, Literal, cast
 
-from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
     AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
     CallbackManager,
     CallbackManagerForLLMRun,
 )
-from langchain_core.globals import get_llm_cache
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
-from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
-from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.utils.function_calling import convert_to_json_schema
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_hybrid._callbacks import (
     RoutedRun,
     StreamRunCapture,
-    achild_callbacks,
-    aiter_nested,
     child_callbacks,
-    iter_nested,
-    nested,
     routed_run,
 )
 from langchain_hybrid.chat_models._cascade import build_cascade
+from langchain_hybrid.chat_models._hybrid_cache import CacheHit, recache
+from langchain_hybrid.chat_models._hybrid_stream import (
+    DecisionTail,
+    chunks_of,
+    decision_chunk,
+    prepend,
+    with_answer_usage,
+)
+from langchain_hybrid.chat_models._hybrid_tiers import HybridTiers, local_options, token_counter
+from langchain_hybrid.chat_models._hybrid_tools import ToolBinding, Tools, bind_tools_to
 from langchain_hybrid.chat_models._structured import (
     default_method,
     output_format,
@@ -54,48 +53,17 @@ from langchain_hybrid.chat_models._structured import (
 )
 from langchain_hybrid.chat_models._tier_setup import cloud_tier, embedded_local_tier, local_tier
 from langchain_hybrid.costs import PriceTable
-from langchain_hybrid.errors import LocalToolCallUnavailableError
 from langchain_hybrid.logprobs import message_logprobs
-from langchain_hybrid.routing.confidence import ConfidenceScorer
-from langchain_hybrid.routing.decision import RouteDecision, Tier
+from langchain_hybrid.routing import route
 from langchain_hybrid.routing.failures import FailureKind
 from langchain_hybrid.routing.guards import Budget, CircuitBreaker
 from langchain_hybrid.routing.inputs import check_call_options, check_messages, check_stop
 from langchain_hybrid.routing.policy import RoutingPolicy
-from langchain_hybrid.routing.route import (
-    Flow,
-    Route,
-    Routed,
-    adrive,
-    arun,
-    drive,
-    message_chunk,
-    model_label,
-    route_flow,
-    run,
-)
-from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext, RuleOutcome
+from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext
+from langchain_hybrid.routing.scorers import ConfidenceScorer
 from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
-from langchain_hybrid.routing.threads import ThreadMemory, thread_id_of
+from langchain_hybrid.routing.threads import ThreadMemory, call_thread, thread_of
 from langchain_hybrid.routing.validation import AnswerSpec
-
-_T = TypeVar("_T")
-_M = TypeVar("_M", bound=BaseMessage)
-_CANNOT_CALL_TOOLS = RuleOutcome("cloud", "local_unsupported", "local_cannot_call_tools")
-#: The conversation thread of the call in progress (from its run config).
-_THREAD_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "langchain_hybrid_thread_id", default=None
-)
-
-
-@contextmanager
-def _thread_of(config: RunnableConfig | None) -> Iterator[None]:
-    """Make the thread named by ``config`` (or by the enclosing runnable's) the current one."""
-    token = _THREAD_ID.set(thread_id_of(ensure_config(config)))
-    try:
-        yield
-    finally:
-        _THREAD_ID.reset(token)
 
 
 class ChatHybrid(BaseChatModel):
@@ -341,13 +309,8 @@ class ChatHybrid(BaseChatModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    _bound_local: Runnable[LanguageModelInput, BaseMessage] | None = PrivateAttr(default=None)
-    _bound_cloud: Runnable[LanguageModelInput, BaseMessage] | None = PrivateAttr(default=None)
-    _local_serves_tools: bool = PrivateAttr(default=True)
-    _tools_key: dict[str, Any] | None = PrivateAttr(default=None)
-    _tool_call_required: bool = PrivateAttr(default=False)
-    _tools_spec: AnswerSpec | None = PrivateAttr(default=None)
-    _output_format: dict[str, Any] | None = PrivateAttr(default=None)
+    _tools: ToolBinding = PrivateAttr(default_factory=ToolBinding)
+    """What binding tools or a structured-output format did to the tiers."""
 
     @model_validator(mode="before")
     @classmethod
@@ -374,11 +337,6 @@ class ChatHybrid(BaseChatModel):
     def _cloud_tier(cls, cloud: Any) -> Any:
         """Build the cloud tier from a model name; a missing cloud is one clear error."""
         return cloud_tier(cloud)
-
-    @model_validator(mode="after")
-    def _ask_cloud_for_logprobs(self) -> ChatHybrid:
-        self.cloud = _with_cloud_logprobs(self.cloud)
-        return self
 
     @property
     def routing_policy(self) -> RoutingPolicy:
@@ -413,15 +371,15 @@ class ChatHybrid(BaseChatModel):
             "tier_settings": self._tier_settings(),
             "stop": self.stop,
             # Bound tools change the answers: part of the identity (and of the cache key).
-            "tools": self._tools_key,
+            "tools": self._tools.key,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "langchain-hybrid"
         params["ls_model_name"] = kwargs.get("model") or (
-            f"{model_label(self.local) or self.local._llm_type}"
-            f"|{model_label(self.cloud) or self.cloud._llm_type}"
+            f"{route.model_label(self.local) or self.local._llm_type}"
+            f"|{route.model_label(self.cloud) or self.cloud._llm_type}"
         )
         params["ls_model_type"] = "chat"
         settings = {**self._tier_settings(), **kwargs}
@@ -442,7 +400,7 @@ class ChatHybrid(BaseChatModel):
 
     def bind_tools(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        tools: Tools,
         *,
         tool_choice: str | None = None,
         **kwargs: Any,
@@ -461,29 +419,12 @@ class ChatHybrid(BaseChatModel):
             ...     return "sunny"
             >>> bound = llm.bind_tools([get_weather])  # doctest: +SKIP
         """
-        extra = {"tool_choice": tool_choice} if tool_choice is not None else {}
         copy = self.model_copy()
-        try:
-            copy._bound_local = self.local.bind_tools(tools, **extra, **kwargs)
-            copy._local_serves_tools = True
-        except NotImplementedError:
-            copy._bound_local = None
-            copy._local_serves_tools = False
-        copy._bound_cloud = self.cloud.bind_tools(tools, **extra, **kwargs)
-        copy._tool_call_required = _requires_tool_call(tool_choice)
-        structured = bool(kwargs.get("ls_structured_output_format"))
-        copy._tools_spec = AnswerSpec.for_tools(tools, tool_choice, structured=structured)
-        copy._tools_key = {
-            "tools": [_tool_key(t) for t in tools],
-            "tool_choice": tool_choice,
-            "kwargs": {k: repr(v) for k, v in sorted(kwargs.items())},
-        }
+        copy._tools = bind_tools_to(self.local, self.cloud, tools, tool_choice, kwargs)
         # A RunnableBinding like every other chat model's bind_tools (agents look for one);
         # the routed run records a structured-output format too, as LangSmith expects.
-        output_format = kwargs.get("ls_structured_output_format")
-        if output_format:
-            return copy.bind(ls_structured_output_format=output_format)
-        return copy.bind()
+        fmt = kwargs.get("ls_structured_output_format")
+        return copy.bind(ls_structured_output_format=fmt) if fmt else copy.bind()
 
     @classmethod
     def cascade(
@@ -552,18 +493,18 @@ class ChatHybrid(BaseChatModel):
             ...     city: str
             >>> llm.with_structured_output(Answer, method="json_schema")  # doctest: +SKIP
         """
-        llm = self
-        chosen = method or default_method()
+        llm, chosen = self, method or default_method()
         if chosen in ("json_schema", "json_mode"):
-            # The tier runs record the format too (function_calling binds it with the tools).
-            llm = self.model_copy()
-            llm._output_format = output_format(schema, chosen, strict)
-        if chosen == "json_mode" and schema is not None:
+            # The tier runs record the format (function_calling binds it with the tools);
             # json_mode sends no schema to the tiers, but a local JSON object that misses
-            # the schema escalates instead of failing in the parser.
-            json_schema = convert_to_json_schema(schema)
-            llm._tools_spec = AnswerSpec(output="json_object", schema=json_schema)
-            llm._tools_key = {"json_mode_schema": json_schema}
+            # it escalates instead of failing in the parser.
+            llm = self.model_copy()
+            binding = replace(self._tools, output_format=output_format(schema, chosen, strict))
+            if chosen == "json_mode" and schema is not None:
+                json_schema = convert_to_json_schema(schema)
+                spec = AnswerSpec(output="json_object", schema=json_schema)
+                binding = replace(binding, spec=spec, key={"json_mode_schema": json_schema})
+            llm._tools = binding
         return structured_output(
             llm, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
         )
@@ -583,8 +524,8 @@ class ChatHybrid(BaseChatModel):
         Example:
             >>> llm.invoke("What is the capital of France?")  # doctest: +SKIP
         """
-        with _thread_of(config):
-            return _with_answer_usage(super().invoke(input, config, stop=stop, **kwargs))
+        with thread_of(ensure_config(config)):
+            return with_answer_usage(super().invoke(input, config, stop=stop, **kwargs))
 
     async def ainvoke(
         self,
@@ -599,9 +540,9 @@ class ChatHybrid(BaseChatModel):
         Example:
             >>> await llm.ainvoke("Hi")  # doctest: +SKIP
         """
-        with _thread_of(config):
+        with thread_of(ensure_config(config)):
             message = await super().ainvoke(input, config, stop=stop, **kwargs)
-        return _with_answer_usage(message)
+        return with_answer_usage(message)
 
     def stream(
         self,
@@ -619,27 +560,20 @@ class ChatHybrid(BaseChatModel):
             >>> for chunk in llm.stream("What is the capital of France?"):  # doctest: +SKIP
             ...     print(chunk.content, end="")
         """
-        config = ensure_config(config)
-        manager = CallbackManager.configure(inheritable_callbacks=config.get("callbacks"))
-        capture = StreamRunCapture(manager)
-        manager.add_handler(capture, inherit=False)
+        config, capture = _capturing(config, CallbackManager)
         chunks = cast(
             "Generator[AIMessageChunk, None, None]",
-            super().stream(input, {**config, "callbacks": manager}, stop=stop, **kwargs),
+            super().stream(input, config, stop=stop, **kwargs),
         )
+        tail = DecisionTail()
         with closing(chunks):
-            with routed_run(capture=capture), _thread_of(config):
+            with routed_run(capture=capture), thread_of(config):
                 first = next(chunks, None)
-            if first is None:
-                return
-            tail = None
-            for chunk in itertools.chain([first], chunks):
-                if _is_decision_chunk(chunk):
-                    tail = chunk  # held until the run has ended (and reported no usage)
-                else:
-                    yield chunk
-        if tail is not None:
-            yield _with_answer_usage(tail)
+            if first is not None:
+                for chunk in itertools.chain([first], chunks):
+                    if tail.passes(chunk):
+                        yield chunk
+        yield from tail.last()
 
     async def astream(
         self,
@@ -655,30 +589,24 @@ class ChatHybrid(BaseChatModel):
             >>> async for chunk in llm.astream("Hi"):  # doctest: +SKIP
             ...     print(chunk.content, end="")
         """
-        config = ensure_config(config)
-        manager = AsyncCallbackManager.configure(inheritable_callbacks=config.get("callbacks"))
-        capture = StreamRunCapture(manager)
-        manager.add_handler(capture, inherit=False)
+        config, capture = _capturing(config, AsyncCallbackManager)
         chunks = cast(
             "AsyncGenerator[AIMessageChunk, None]",
-            super().astream(input, {**config, "callbacks": manager}, stop=stop, **kwargs),
+            super().astream(input, config, stop=stop, **kwargs),
         )
+        tail = DecisionTail()
         # Close the inner generators here when the caller stops early, rather than leave
         # them (and the cloud's HTTP stream) for the event loop to finalise.
         async with aclosing(chunks):
-            with routed_run(capture=capture), _thread_of(config):
+            with routed_run(capture=capture), thread_of(config):
                 first = await anext(chunks, None)
-            if first is None:
-                return
-            tail = None
-            async with aclosing(_prepend(first, chunks)) as rest:
-                async for chunk in rest:
-                    if _is_decision_chunk(chunk):
-                        tail = chunk  # held until the run has ended (and reported no usage)
-                    else:
-                        yield chunk
-        if tail is not None:
-            yield _with_answer_usage(tail)
+            if first is not None:
+                async with aclosing(prepend(first, chunks)) as rest:
+                    async for chunk in rest:
+                        if tail.passes(chunk):
+                            yield chunk
+        for last in tail.last():
+            yield last
 
     # ------------------------------------------------------------------ the cache
 
@@ -691,17 +619,14 @@ class ChatHybrid(BaseChatModel):
     ) -> ChatResult:
         with routed_run(run_manager=run_manager) as call:
             result = super()._generate_with_cache(messages, stop, run_manager, **kwargs)
-        if call.routed:
+        hit = None if call.routed else CacheHit.of(result)
+        if hit is None:
             return result
-        result, decision = _replayed_from_cache(result)
-        if decision is not None and decision.degraded:
-            # A fallback answer from an earlier outage: route again, and cache the new one.
+        if hit.stale:  # a fallback answer from an earlier outage: route again, cache anew
             fresh = self._generate(messages, stop, run_manager, **kwargs)
-            self._recache(messages, stop, fresh, kwargs)
-            return fresh
-        if decision is not None:
-            publish(run_manager, decision)
-        return result
+            return recache(self, messages, stop, fresh, kwargs)
+        publish(run_manager, hit.decision)
+        return hit.result
 
     async def _agenerate_with_cache(
         self,
@@ -712,34 +637,13 @@ class ChatHybrid(BaseChatModel):
     ) -> ChatResult:
         with routed_run(run_manager=run_manager) as call:
             result = await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
-        if call.routed:
-            return result
-        result, decision = _replayed_from_cache(result)
-        if decision is not None and decision.degraded:
+        hit = None if call.routed else CacheHit.of(result)
+        if hit is not None and hit.stale:
             fresh = await self._agenerate(messages, stop, run_manager, **kwargs)
-            self._recache(messages, stop, fresh, kwargs)
-            return fresh
-        if decision is not None:
-            await apublish(run_manager, decision)
-        return result
-
-    def _recache(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        result: ChatResult,
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Replace a cached answer under the key LangChain's cache lookup used."""
-        cache = self.cache if isinstance(self.cache, BaseCache) else get_llm_cache()
-        if cache is None or self.cache is False:
-            return
-        normalized = [
-            m.model_copy(update={"id": None}) if m.id is not None else m for m in messages
-        ]
-        cache.update(
-            dumps(normalized), self._get_llm_string(stop=stop, **kwargs), result.generations
-        )
+            return recache(self, messages, stop, fresh, kwargs)
+        if hit is not None:
+            await apublish(run_manager, hit.decision)
+        return result if hit is None else hit.result
 
     # ------------------------------------------------------------------ the route
 
@@ -748,11 +652,12 @@ class ChatHybrid(BaseChatModel):
         messages: list[BaseMessage],
         stop: list[str] | None,
         kwargs: dict[str, Any],
-        callbacks: CallbackManager | AsyncCallbackManager | None,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
         *,
         streaming: bool,
-    ) -> tuple[Flow, _Tiers]:
+    ) -> tuple[route.Flow, HybridTiers]:
         """Validate the request and set up its flow and tier calls (shared by every driver)."""
+        callbacks = child_callbacks(run_manager)
         check_messages(messages)
         # LangChain's own streaming switch is spent: ChatHybrid decides how tiers are called.
         kwargs = check_call_options({k: v for k, v in kwargs.items() if k != "stream"})
@@ -760,106 +665,56 @@ class ChatHybrid(BaseChatModel):
         RoutedRun.mark_routed()
         kwargs = {**self._tier_settings(), **kwargs}
         timeout = kwargs.pop("timeout", self.timeout)  # checked with the other options
-        stop = stop if stop is not None else self.stop
         max_tokens = kwargs.get("max_tokens", getattr(self.local, "max_tokens", None))
         policy = self.routing_policy
+        metadata = getattr(callbacks, "inheritable_metadata", None)
         context = RoutingContext(
-            messages,
-            count_tokens=self._token_counter(),
-            metadata=getattr(callbacks, "inheritable_metadata", None),
+            messages, count_tokens=token_counter(self.local), metadata=metadata
         )
         redaction = policy.redaction(context)
         expects = (
-            (self._tools_spec or AnswerSpec())
+            (self._tools.spec or AnswerSpec())
             .with_response_format(kwargs.get("response_format"))
             .with_history(messages)
         )
-        route = Route(
+        call = route.Route(
             policy=policy,
             context=context,
-            capability=None if self._local_serves_tools else _CANNOT_CALL_TOOLS,
-            local_streams=True,
+            capability=self._tools.capability(),
             streaming=streaming,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             prices=self.prices,
-            local_label=model_label(self.local),
-            cloud_label=model_label(self.cloud),
+            local_label=route.model_label(self.local),
+            cloud_label=route.model_label(self.cloud),
             guards=tuple(g for g in (self.circuit_breaker, self.budget) if g is not None),
             raise_on=self.raise_on_cloud_errors,
             deadline=time.monotonic() + timeout if timeout is not None else None,
             redaction=redaction,
             expects=None if expects.empty else expects,
-            thread_id=self._thread_id(policy, context),
+            thread_id=call_thread(metadata, sticky=policy.sticky_escalation),
             threads=self.threads if policy.sticky_escalation else None,
         )
-        tiers = _Tiers(
-            local=self._bound_local or self.local,
-            cloud=self._bound_cloud or self.cloud,
+        tiers = HybridTiers(
+            local=self._tools.local or self.local,
+            cloud=self._tools.cloud or self.cloud,
             messages=messages,
-            stop=stop,
+            stop=stop if stop is not None else self.stop,
             kwargs=kwargs,
             callbacks=callbacks,
             cloud_messages=redaction.messages(messages) if redaction is not None else messages,
-            local_refusal=self._local_refusal(),
-            local_kwargs=self._local_alternatives(policy, kwargs),
-            output_format=self._output_format,
+            local_refusal=self._tools.refusal(),
+            local_kwargs=local_options(self.local, policy, kwargs),
+            output_format=self._tools.output_format,
         )
-        return route_flow(route), tiers
+        return route.route_flow(call), tiers
 
-    @staticmethod
-    def _thread_id(policy: RoutingPolicy, context: RoutingContext) -> str | None:
-        """Return the call's conversation thread; warn once when sticky escalation has none."""
-        thread = _THREAD_ID.get() or thread_id_of({"metadata": context.metadata})
-        if thread is None and policy.sticky_escalation:
-            warnings.warn(
-                "sticky_escalation is on, but this call names no conversation thread, so it "
-                "is routed on its own. Name the thread in the run config: "
-                '{"configurable": {"thread_id": ...}} (LangGraph sets it), "session_id" '
-                '(RunnableWithMessageHistory sets it) or "conversation_id".',
-                UserWarning,
-                stacklevel=2,
-            )
-        return thread
-
-    def _local_alternatives(self, policy: RoutingPolicy, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Ask the local tier for two alternatives per token when the scorer reads the margin.
-
-        A margin-reading scorer (``margin``, or a learned one weighting it) judges every
-        answer without alternatives as ``no_logprobs``; a local tier that takes
-        ``top_logprobs`` but was built with fewer than 2 gets 2 on the calls it makes here.
-        """
-        if not policy.scorer.needs_top_logprobs or "top_logprobs" in kwargs:
-            return {}
-        local = self.local
-        if "top_logprobs" not in type(local).model_fields:
-            return {}
-        return {"top_logprobs": 2} if (getattr(local, "top_logprobs", None) or 0) < 2 else {}
-
-    def _local_refusal(self) -> Exception | None:
-        """Return the error a local call raises when it must make a tool call it cannot make."""
-        if self._local_serves_tools or not self._tool_call_required:
-            return None
-        return LocalToolCallUnavailableError(
-            "This request was kept on the local tier by a local-only rule (privacy or "
-            "ForceLocalRule; see the rule in the decision), the local model cannot call "
-            "tools, and tool_choice requires a tool call (with_structured_output does). "
-            "Use a local model that can call tools, redact instead of keeping it local "
-            '(privacy=PrivacyRule(action="redact")), or bind the tools without a '
-            "required tool_choice."
-        )
-
-    def _token_counter(self) -> Callable[[list[BaseMessage]], int] | None:
-        # Count with the local tokenizer when the local model has one of its own; other
-        # counters (ChatOpenAI's tiktoken) may fetch files from the network or be wrong.
-        if "get_num_tokens_from_messages" in type(self.local).__dict__:
-            return self.local.get_num_tokens_from_messages
-        return None
-
-    def _event_logprobs(self, routed: Routed) -> Any:
+    def _event_logprobs(self, routed: route.Routed) -> Any:
         return message_logprobs(routed.local_answer) if self.event_local_logprobs else None
 
     @staticmethod
-    def _result(routed: Routed) -> ChatResult:
+    def _result(routed: route.Routed) -> ChatResult:
+        if routed.error is not None:
+            raise routed.error
         answer = routed.output if isinstance(routed.output, BaseMessage) else AIMessage("")
         message = with_routing(answer, routed.decision, keep_usage=False)
         return ChatResult(
@@ -876,12 +731,8 @@ class ChatHybrid(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        callbacks = child_callbacks(run_manager) if run_manager else None
-        flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=False)
-        routed = run(flow, tiers)
+        routed = route.run(*self._start(messages, stop, kwargs, run_manager, streaming=False))
         publish(run_manager, routed.decision, self._event_logprobs(routed))
-        if routed.error is not None:
-            raise routed.error
         return self._result(routed)
 
     def _stream(
@@ -895,19 +746,15 @@ class ChatHybrid(BaseChatModel):
         # streaming on hands one.
         reporter = run_manager
         run_manager = run_manager or RoutedRun.manager(CallbackManagerForLLMRun)
-        callbacks = child_callbacks(run_manager) if run_manager else None
-        flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=True)
-        with closing(drive(flow, tiers)) as items:
+        flow, tiers = self._start(messages, stop, kwargs, run_manager, streaming=True)
+        with closing(route.drive(flow, tiers)) as items:
             for item in items:
-                if not isinstance(item, Routed):
-                    yield _report(reporter, _chunk_of(item))
-                    continue
-                publish(run_manager, item.decision, self._event_logprobs(item))
-                if item.error is not None:
-                    raise item.error
-                for held in item.held:
-                    yield _report(reporter, _chunk_of(held))
-                yield _decision_chunk(item.decision)
+                if isinstance(item, route.Routed):
+                    publish(run_manager, item.decision, self._event_logprobs(item))
+                for chunk in chunks_of(item):
+                    yield _report(reporter, chunk)
+                if isinstance(item, route.Routed):
+                    yield decision_chunk(item.decision)
 
     # ------------------------------------------------------------------ async drivers
 
@@ -918,12 +765,10 @@ class ChatHybrid(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        callbacks = achild_callbacks(run_manager) if run_manager else None
-        flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=False)
-        routed = await arun(flow, tiers)
+        routed = await route.arun(
+            *self._start(messages, stop, kwargs, run_manager, streaming=False)
+        )
         await apublish(run_manager, routed.decision, self._event_logprobs(routed))
-        if routed.error is not None:
-            raise routed.error
         return self._result(routed)
 
     async def _astream(
@@ -935,119 +780,26 @@ class ChatHybrid(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         reporter = run_manager
         run_manager = run_manager or RoutedRun.manager(AsyncCallbackManagerForLLMRun)
-        callbacks = achild_callbacks(run_manager) if run_manager else None
-        flow, tiers = self._start(messages, stop, kwargs, callbacks, streaming=True)
-        async with aclosing(adrive(flow, tiers)) as items:
+        flow, tiers = self._start(messages, stop, kwargs, run_manager, streaming=True)
+        async with aclosing(route.adrive(flow, tiers)) as items:
             async for item in items:
-                if not isinstance(item, Routed):
-                    yield await _areport(reporter, _chunk_of(item))
-                    continue
-                await apublish(run_manager, item.decision, self._event_logprobs(item))
-                if item.error is not None:
-                    raise item.error
-                for held in item.held:
-                    yield await _areport(reporter, _chunk_of(held))
-                yield _decision_chunk(item.decision)
+                if isinstance(item, route.Routed):
+                    await apublish(run_manager, item.decision, self._event_logprobs(item))
+                for chunk in chunks_of(item):
+                    yield await _areport(reporter, chunk)
+                if isinstance(item, route.Routed):
+                    yield decision_chunk(item.decision)
 
 
-@dataclass
-class _Tiers:
-    """How ChatHybrid calls its tiers for one request: as child runs named after the tier."""
-
-    local: Runnable[LanguageModelInput, BaseMessage]
-    cloud: Runnable[LanguageModelInput, BaseMessage]
-    messages: list[BaseMessage]
-    stop: list[str] | None
-    kwargs: dict[str, Any]
-    callbacks: CallbackManager | AsyncCallbackManager | None
-    cloud_messages: list[BaseMessage]
-    """What the cloud tier receives: ``messages``, redacted when a privacy rule says so."""
-    local_refusal: Exception | None = None
-    local_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Call options for the local tier only (e.g. the alternatives a scorer needs)."""
-    output_format: dict[str, Any] | None = None
-    """The structured-output format of the request, recorded on both tier runs."""
-
-    def _runnable(self, tier: Tier) -> Runnable[LanguageModelInput, BaseMessage]:
-        if tier == "local" and self.local_refusal is not None:
-            raise self.local_refusal
-        return self.local if tier == "local" else self.cloud
-
-    def _messages(self, tier: Tier) -> list[BaseMessage]:
-        return self.messages if tier == "local" else self.cloud_messages
-
-    def _config(self, tier: Tier) -> RunnableConfig:
-        return {"callbacks": self.callbacks, "run_name": tier}
-
-    def _kwargs(self, tier: Tier, timeout: float | None) -> dict[str, Any]:
-        kwargs = {**self.kwargs, **self.local_kwargs} if tier == "local" else self.kwargs
-        if self.output_format is not None:
-            kwargs = {**kwargs, "ls_structured_output_format": self.output_format}
-        if timeout is None or not _takes_timeout(self._runnable(tier)):
-            return kwargs
-        return {**kwargs, "timeout": max(timeout, _MIN_TIMEOUT_S)}
-
-    def call(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
-        with nested(self.callbacks):
-            return self._runnable(tier).invoke(
-                self._messages(tier),
-                self._config(tier),
-                stop=self.stop,
-                **self._kwargs(tier, timeout),
-            )
-
-    def stream(self, tier: Tier, timeout: float | None = None) -> Iterator[BaseMessage]:
-        chunks = self._runnable(tier).stream(
-            self._messages(tier), self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
-        )
-        return iter_nested(chunks, self.callbacks)
-
-    async def acall(self, tier: Tier, timeout: float | None = None) -> BaseMessage:
-        with nested(self.callbacks):
-            return await self._runnable(tier).ainvoke(
-                self._messages(tier),
-                self._config(tier),
-                stop=self.stop,
-                **self._kwargs(tier, timeout),
-            )
-
-    def astream(self, tier: Tier, timeout: float | None = None) -> AsyncIterator[BaseMessage]:
-        chunks = self._runnable(tier).astream(
-            self._messages(tier), self._config(tier), stop=self.stop, **self._kwargs(tier, timeout)
-        )
-        return aiter_nested(chunks, self.callbacks)
-
-
-# A tier told "no time left" would fail at once; give it a moment to return what it has.
-_MIN_TIMEOUT_S = 0.05
-
-
-def _takes_timeout(runnable: Any) -> bool:
-    """Whether a tier (a chat model, possibly bound) takes a per-call ``timeout=``."""
-    while isinstance(runnable, RunnableBinding):
-        runnable = runnable.bound
-    if not isinstance(runnable, BaseChatModel):
-        return False
-    return any(
-        name == "timeout" or info.alias == "timeout"
-        for name, info in type(runnable).model_fields.items()
-    )
-
-
-def _chunk_of(chunk: Any) -> ChatGenerationChunk:
-    """Return the routed run's view of a tier chunk: no position or usage of its own.
-
-    The decision chunk of a tier that is itself a router (a cascade) moves its decision
-    to ``tier_routing`` (a list, which chunks add up), leaving ``routing`` to this run.
-    """
-    message = message_chunk(chunk)
-    update: dict[str, Any] = {"chunk_position": None, "usage_metadata": None}
-    below = message.response_metadata.get("routing")
-    if isinstance(below, dict):
-        metadata = {k: v for k, v in message.response_metadata.items() if k != "routing"}
-        metadata["tier_routing"] = [*metadata.get("tier_routing", []), below]
-        update["response_metadata"] = metadata
-    return ChatGenerationChunk(message=message.model_copy(update=update))
+def _capturing(
+    config: RunnableConfig | None, manager_class: type[CallbackManager | AsyncCallbackManager]
+) -> tuple[RunnableConfig, StreamRunCapture]:
+    """Return ``config`` with a callback manager that captures the routed run's stream."""
+    config = ensure_config(config)
+    manager = manager_class.configure(inheritable_callbacks=config.get("callbacks"))
+    capture = StreamRunCapture(manager)
+    manager.add_handler(capture, inherit=False)
+    return {**config, "callbacks": manager}, capture
 
 
 def _report(run_manager: CallbackManagerForLLMRun | None, out: ChatGenerationChunk) -> Any:
@@ -1062,76 +814,3 @@ async def _areport(
     if run_manager is not None:
         await run_manager.on_llm_new_token(str(out.message.text), chunk=out)
     return out
-
-
-def _decision_chunk(decision: RouteDecision) -> ChatGenerationChunk:
-    """Return the chunk that ends a routed stream: it carries the decision."""
-    return ChatGenerationChunk(
-        message=AIMessageChunk(
-            content="",
-            response_metadata={"routing": decision.as_dict()},
-            chunk_position="last",
-        )
-    )
-
-
-def _is_decision_chunk(chunk: BaseMessage) -> bool:
-    return getattr(chunk, "chunk_position", None) == "last" and "routing" in (
-        chunk.response_metadata
-    )
-
-
-async def _prepend(first: _T, rest: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
-    yield first
-    async for item in rest:
-        yield item
-
-
-def _with_answer_usage(message: _M) -> _M:
-    """Give the caller's answer the usage of the tier that answered (kept in the decision)."""
-    routing = message.response_metadata.get("routing")
-    usage = routing.get("usage") if isinstance(routing, dict) else None
-    if not usage or getattr(message, "usage_metadata", None) is not None:
-        return message
-    return message.model_copy(update={"usage_metadata": usage})
-
-
-def _replayed_from_cache(result: ChatResult) -> tuple[ChatResult, RouteDecision | None]:
-    """Mark a cached answer's decision as a cache hit (nothing called, nothing spent)."""
-    generation = result.generations[0]
-    routing = generation.message.response_metadata.get("routing")
-    if not isinstance(routing, dict):
-        return result, None  # not an answer this model cached
-    decision = RouteDecision.from_dict(routing).as_cached()
-    metadata = {**generation.message.response_metadata, "routing": decision.as_dict()}
-    message = generation.message.model_copy(
-        update={"response_metadata": metadata, "usage_metadata": None}
-    )
-    replayed = ChatGeneration(message=message, generation_info=generation.generation_info)
-    return ChatResult(generations=[replayed], llm_output=result.llm_output), decision
-
-
-def _with_cloud_logprobs(cloud: BaseChatModel) -> BaseChatModel:
-    """Ask a ChatOpenAI cloud tier for log-probs when the user did not say."""
-    try:
-        from langchain_openai import ChatOpenAI
-    except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        return cloud
-    if isinstance(cloud, ChatOpenAI) and cloud.logprobs is None:
-        return cloud.model_copy(update={"logprobs": True})
-    return cloud
-
-
-def _requires_tool_call(tool_choice: Any) -> bool:
-    """Whether ``tool_choice`` forces a tool call ("any", "required", a tool's name, ...)."""
-    if tool_choice is None or tool_choice is False:
-        return False
-    return not (isinstance(tool_choice, str) and tool_choice in ("auto", "none"))
-
-
-def _tool_key(tool: Any) -> Any:
-    """Describe a bound tool as JSON-like data, for the model's identity (cache key)."""
-    try:
-        return convert_to_openai_tool(tool)
-    except Exception:  # noqa: BLE001 - a tool only some tier understands: describe it by repr
-        return repr(tool)

@@ -48,6 +48,7 @@ from langchain_hybrid.chat_models._generation import (
     TextDelta,
     engine_for,
 )
+from langchain_hybrid.chat_models._pipelines import chat_transformers_from
 from langchain_hybrid.chat_models._structured import structured_output
 from langchain_hybrid.chat_models._tools import (
     OutputFormat,
@@ -351,8 +352,6 @@ class ChatTransformers(BaseChatModel):
             >>> llm._loaded.model is pipe.pipeline.model  # doctest: +SKIP
             True
         """
-        from langchain_hybrid.huggingface import chat_transformers_from
-
         return chat_transformers_from(cls, obj, **overrides)
 
     @model_validator(mode="after")

@@ -108,8 +108,50 @@ class CloudAnswer:
     estimated: bool = False
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """One example the cloud is asked about: its prompt and the local tier's record, by id."""
+
+    example: Example
+    prompts: Mapping[str, Sequence[BaseMessage]]
+    local: Mapping[str, LocalRecord]
+
+    @property
+    def prompt(self) -> Sequence[BaseMessage]:
+        return self.prompts[self.example.id]
+
+    @property
+    def record(self) -> LocalRecord | None:
+        return self.local.get(self.example.id)
+
+    def answer(
+        self,
+        correct: float,
+        text: str | None,
+        tokens: tuple[int | None, int | None],
+        latency_s: float | None,
+    ) -> CloudAnswer:
+        """Return the cloud's answer; token counts not known (None) are estimated, and say so.
+
+        The prompt's count is estimated from the prompt, the completion's from ``text``.
+        """
+        prompt_tokens, completion_tokens = tokens
+        return CloudAnswer(
+            correct=correct,
+            prompt_tokens=_prompt_tokens(self.prompt) if prompt_tokens is None else prompt_tokens,
+            completion_tokens=(
+                estimate_tokens(text or "") if completion_tokens is None else completion_tokens
+            ),
+            latency_s=latency_s,
+            text=text,
+            estimated=prompt_tokens is None or completion_tokens is None,
+        )
+
+
 class CloudSource(ABC):
     """Where the cloud's answers come from (see the module docstring for the three kinds).
+
+    A source implements :meth:`describe` and ``_answer`` (or :meth:`answers` itself).
 
     Example:
         >>> AssumedCloud(0.9).describe()
@@ -123,7 +165,6 @@ class CloudSource(ABC):
     def describe(self) -> str:
         """Return how the report names this source."""
 
-    @abstractmethod
     def answers(
         self,
         examples: Sequence[Example],
@@ -133,6 +174,13 @@ class CloudSource(ABC):
         progress: bool | None = None,
     ) -> dict[str, CloudAnswer]:
         """Return the cloud's answer to each of ``examples`` by example id."""
+        asked = [_Asked(ex, prompts, local) for ex in examples]
+        answers = self._answer(asked, progress)
+        return {a.example.id: answer for a, answer in zip(asked, answers, strict=True)}
+
+    def _answer(self, asked: Sequence[_Asked], progress: bool | None) -> list[CloudAnswer]:
+        """Return the cloud's answers to ``asked``, in order."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither answers nor _answer")
 
     def notes(self, answers: Mapping[str, CloudAnswer]) -> list[str]:
         """Return what the report must say about these answers (estimates, assumptions)."""
@@ -179,39 +227,24 @@ class LiveCloud(CloudSource):
         """Return ``live <model>``."""
         return f"live {self.model}"
 
-    def answers(
-        self,
-        examples: Sequence[Example],
-        prompts: Mapping[str, Sequence[BaseMessage]],
-        local: Mapping[str, LocalRecord],
-        *,
-        progress: bool | None = None,
-    ) -> dict[str, CloudAnswer]:
+    def _answer(self, asked: Sequence[_Asked], progress: bool | None) -> list[CloudAnswer]:
         """Ask the cloud model, in batches, and grade its answers."""
-        out: dict[str, CloudAnswer] = {}
-        bar = progress_bar(len(examples), "cloud model", progress)
+        out: list[CloudAnswer] = []
+        bar = progress_bar(len(asked), "cloud model", progress)
         try:
-            for start in range(0, len(examples), self.batch_size):
-                chunk = examples[start : start + self.batch_size]
+            for start in range(0, len(asked), self.batch_size):
+                chunk = asked[start : start + self.batch_size]
                 timers = [_Timer() for _ in chunk]
                 configs: list[RunnableConfig] = [{"callbacks": [t]} for t in timers]
-                inputs: list[LanguageModelInput] = [list(prompts[ex.id]) for ex in chunk]
+                inputs: list[LanguageModelInput] = [list(a.prompt) for a in chunk]
                 replies = self.chat_model.batch(inputs, configs)
-                for ex, timer, reply in zip(chunk, timers, replies, strict=True):
+                for a, timer, reply in zip(chunk, timers, replies, strict=True):
                     text = str(reply.text)
-                    prompt_tokens, completion_tokens = token_usage(reply)
-                    estimated = not getattr(reply, "usage_metadata", None)
-                    if estimated:
-                        prompt_tokens = _prompt_tokens(prompts[ex.id])
-                        completion_tokens = estimate_tokens(text)
-                    out[ex.id] = CloudAnswer(
-                        correct=1.0 if self.grader(text, ex) else 0.0,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        latency_s=timer.seconds,
-                        text=text,
-                        estimated=estimated,
-                    )
+                    usage: tuple[int | None, int | None] = (None, None)  # None: estimated
+                    if getattr(reply, "usage_metadata", None):
+                        usage = token_usage(reply)
+                    correct = 1.0 if self.grader(text, a.example) else 0.0
+                    out.append(a.answer(correct, text, usage, timer.seconds))
                 bar.update(len(chunk))
         finally:
             bar.close()
@@ -244,45 +277,24 @@ class ReplayCloud(CloudSource):
         """Return ``replay of recorded <model> answers``."""
         return f"replay of recorded {self.model} answers"
 
-    def answers(
-        self,
-        examples: Sequence[Example],
-        prompts: Mapping[str, Sequence[BaseMessage]],
-        local: Mapping[str, LocalRecord],
-        *,
-        progress: bool | None = None,
-    ) -> dict[str, CloudAnswer]:
+    def _answer(self, asked: Sequence[_Asked], progress: bool | None) -> list[CloudAnswer]:
         """Return the recorded answers; :class:`DatasetError` when one is missing."""
-        out: dict[str, CloudAnswer] = {}
-        for ex in examples:
-            record = ex.recorded.get(self.model)
+        out: list[CloudAnswer] = []
+        for a in asked:
+            record = a.example.recorded.get(self.model)
             if record is None:
-                known = sorted({m for e in examples for m in e.recorded})
+                known = sorted({m for b in asked for m in b.example.recorded})
                 raise DatasetError(
-                    f"example {ex.id!r} has no recorded answer from {self.model!r}; "
+                    f"example {a.example.id!r} has no recorded answer from {self.model!r}; "
                     f"recorded models: {', '.join(known) or 'none'}. Pick one of them, or "
                     "use a live cloud or an assumed cloud accuracy"
                 )
             correct = record.correct
             if correct is None:
-                correct = self.grader(record.text, ex)
-            estimated = record.prompt_tokens is None or record.completion_tokens is None
-            out[ex.id] = CloudAnswer(
-                correct=1.0 if correct else 0.0,
-                prompt_tokens=(
-                    _prompt_tokens(prompts[ex.id])
-                    if record.prompt_tokens is None
-                    else record.prompt_tokens
-                ),
-                completion_tokens=(
-                    estimate_tokens(record.text)
-                    if record.completion_tokens is None
-                    else record.completion_tokens
-                ),
-                latency_s=record.latency_s if record.latency_s is not None else self.latency_s,
-                text=record.text,
-                estimated=estimated,
-            )
+                correct = self.grader(record.text, a.example)
+            tokens = (record.prompt_tokens, record.completion_tokens)
+            latency = record.latency_s if record.latency_s is not None else self.latency_s
+            out.append(a.answer(1.0 if correct else 0.0, record.text, tokens, latency))
         return out
 
     def notes(self, answers: Mapping[str, CloudAnswer]) -> list[str]:
@@ -316,28 +328,15 @@ class AssumedCloud(CloudSource):
         """Return ``assumed accuracy <p> (<model>)``."""
         return f"assumed accuracy {100 * self.accuracy:.1f}% ({self.model})"
 
-    def answers(
-        self,
-        examples: Sequence[Example],
-        prompts: Mapping[str, Sequence[BaseMessage]],
-        local: Mapping[str, LocalRecord],
-        *,
-        progress: bool | None = None,
-    ) -> dict[str, CloudAnswer]:
-        """Return the assumed outcome of each example."""
-        out: dict[str, CloudAnswer] = {}
-        for ex in examples:
-            record = local.get(ex.id)
+    def _answer(self, asked: Sequence[_Asked], progress: bool | None) -> list[CloudAnswer]:
+        """Return the assumed outcome of each example (its completion: the local answer's)."""
+        out: list[CloudAnswer] = []
+        for a in asked:
+            record = a.record
             completion = token_usage(record.answer)[1] if record is not None else 0
             if not completion and record is not None:
                 completion = estimate_tokens(str(record.answer.text))
-            out[ex.id] = CloudAnswer(
-                correct=self.accuracy,
-                prompt_tokens=_prompt_tokens(prompts[ex.id]),
-                completion_tokens=completion,
-                latency_s=self.latency_s,
-                estimated=True,
-            )
+            out.append(a.answer(self.accuracy, None, (None, completion), self.latency_s))
         return out
 
     def notes(self, answers: Mapping[str, CloudAnswer]) -> list[str]:

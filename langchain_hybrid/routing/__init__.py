@@ -25,19 +25,19 @@ from langchain_hybrid.routing.confidence import (
 from langchain_hybrid.routing.decision import ROUTE_REASONS, RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.policy import (
     AnswerWatch,
-    PolicyError,
-    RoutingPolicy,
-    Verdict,
-)
-from langchain_hybrid.routing.rules import (
     ForceCloudRule,
     ForceLocalRule,
     MaxLocalContextRule,
+    PolicyError,
     PolicyRule,
     PrivacyRule,
     Redaction,
     RoutingContext,
+    RoutingPolicy,
     RuleOutcome,
+    Verdict,
+)
+from langchain_hybrid.routing.rules import (
     available_rules,
     privacy_rule_of,
     register_rule,

@@ -21,7 +21,6 @@ from pydantic import ConfigDict, Field
 
 from langchain_hybrid._callbacks import ChatModelCapture
 from langchain_hybrid.costs import PriceTable
-from langchain_hybrid.routing.confidence import ConfidenceScorer
 from langchain_hybrid.routing.decision import RouteDecision, Tier
 from langchain_hybrid.routing.failures import FailureKind
 from langchain_hybrid.routing.guards import Budget, CircuitBreaker
@@ -40,6 +39,7 @@ from langchain_hybrid.routing.route import (
     run,
 )
 from langchain_hybrid.routing.rules import PrivacyRule, RoutingContext
+from langchain_hybrid.routing.scorers import ConfidenceScorer
 from langchain_hybrid.routing.surfaces import apublish, publish, with_routing
 
 __all__ = ["DEFAULT_THRESHOLD", "ConfidenceGate", "find_message"]

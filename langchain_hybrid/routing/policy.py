@@ -37,14 +37,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_hybrid.errors import PolicyError
 from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, logprob_entries, message_logprobs
 from langchain_hybrid.routing.adaptive import AdaptiveThreshold
-from langchain_hybrid.routing.confidence import (
-    Confidence,
-    ConfidenceScorer,
-    EarlyEscalation,
-    MeanLogprobScorer,
-    RunningConfidence,
-    scorer_from_config,
-)
 from langchain_hybrid.routing.decision import RouteReason, Tier
 from langchain_hybrid.routing.rules import (
     RULE_STAGES,
@@ -59,6 +51,9 @@ from langchain_hybrid.routing.rules import (
     privacy_rule_of,
     rule_from_dict,
 )
+from langchain_hybrid.routing.running import EarlyEscalation, RunningConfidence
+from langchain_hybrid.routing.scorers import ConfidenceScorer, MeanLogprobScorer, scorer_from_config
+from langchain_hybrid.routing.scores import Confidence
 from langchain_hybrid.routing.validation import AnswerSpec
 
 __all__ = [
@@ -148,7 +143,7 @@ def prompt_text(context: RoutingContext | Sequence[BaseMessage] | str | None) ->
         return context
     if not isinstance(context, RoutingContext):
         context = RoutingContext(list(context))
-    return "\n".join(context.texts())
+    return context.prompt
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import add_ai_message_chunks
@@ -728,6 +728,41 @@ def merge_chunks(chunks: list[Any]) -> Any:
 # ---------------------------------------------------------------------------- drivers
 
 
+class _Steps:
+    """The flow's steps, each sent the outcome of the one before: what both drivers share."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.result: Routed | None = None
+        self._reply: Any = None
+        self._error: Exception | None = None
+
+    def __iter__(self) -> _Steps:
+        return self
+
+    def __next__(self) -> Step:
+        reply, error = self._reply, self._error
+        self._reply, self._error = None, None
+        try:
+            return self.flow.throw(error) if error is not None else self.flow.send(reply)
+        except StopIteration as done:
+            self.result = done.value
+            raise StopIteration from None
+
+    def reply(self, value: Any) -> None:
+        """Send ``value`` to the flow with the next step."""
+        self._reply = value
+
+    def fail(self, error: Exception) -> None:
+        """Throw ``error`` into the flow with the next step (the flow decides)."""
+        self._error = error
+
+    @property
+    def stream_over(self) -> bool:
+        """Whether the open stream ended or failed (the driver closes it)."""
+        return self._reply is END or self._error is not None
+
+
 def drive(flow: Flow, calls: TierCalls) -> Generator[Any, None, None]:
     """Carry out the flow's steps with blocking calls.
 
@@ -735,78 +770,82 @@ def drive(flow: Flow, calls: TierCalls) -> Generator[Any, None, None]:
     call are thrown into the flow; an open stream is closed when it ends, when the flow
     closes it, when the flow finishes or fails, and when the caller stops iterating.
     """
-    stream: Iterator[Any] | None = None
-    reply: Any = None
-    error: Exception | None = None
+    steps, stream = _Steps(flow), None
     try:
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as done:
-                yield done.value
-                return
-            reply, error = None, None
-            if isinstance(step, Emit):
-                yield step.chunk
+        for step in steps:
+            if not isinstance(step, Emit):
+                stream = _perform(step, steps, calls, stream)
                 continue
-            try:
-                if isinstance(step, Call):
-                    reply = calls.call(step.tier, step.timeout)
-                elif isinstance(step, Pull):
-                    assert stream is not None, "Pull without an open stream"
-                    reply = next(stream, END)
-                else:
-                    _close(stream)
-                    stream = None
-                    if isinstance(step, Open):
-                        stream = StoppableStream(calls.stream(step.tier, step.timeout))
-            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
-                error = exc
-            if reply is END or error is not None:
-                _close(stream)
-                stream = None
+            yield step.chunk
+        yield steps.result
     finally:
         _close(stream)
         flow.close()
 
 
+def _perform(step: Step, steps: _Steps, calls: TierCalls, stream: Any) -> Any:
+    """Carry out one I/O step; return the stream open after it."""
+    try:
+        if isinstance(step, Call):
+            steps.reply(calls.call(step.tier, step.timeout))
+        elif isinstance(step, Pull):
+            steps.reply(next(_opened(stream), END))
+        else:
+            _close(stream)
+            stream = _opening(step, calls.stream, StoppableStream)
+    except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
+        steps.fail(exc)
+    if steps.stream_over:
+        _close(stream)
+        return None
+    return stream
+
+
 async def adrive(flow: Flow, calls: AsyncTierCalls) -> AsyncGenerator[Any, None]:
     """Async twin of :func:`drive`: the same flow, with awaited calls."""
-    stream: AsyncIterator[Any] | None = None
-    reply: Any = None
-    error: Exception | None = None
+    steps, stream = _Steps(flow), None
     try:
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as done:
-                yield done.value
-                return
-            reply, error = None, None
-            if isinstance(step, Emit):
-                yield step.chunk
+        for step in steps:
+            if not isinstance(step, Emit):
+                stream = await _aperform(step, steps, calls, stream)
                 continue
-            try:
-                if isinstance(step, Call):
-                    async with _within(step.timeout):
-                        reply = await calls.acall(step.tier, step.timeout)
-                elif isinstance(step, Pull):
-                    assert stream is not None, "Pull without an open stream"
-                    async with _within(step.timeout):
-                        reply = await anext(stream, END)
-                else:
-                    await _aclose(stream)
-                    stream = None
-                    if isinstance(step, Open):
-                        stream = AsyncStoppableStream(calls.astream(step.tier, step.timeout))
-            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
-                error = exc
-            if reply is END or error is not None:
-                await _aclose(stream)
-                stream = None
+            yield step.chunk
+        yield steps.result
     finally:
         await _aclose(stream)
         flow.close()
+
+
+async def _aperform(step: Step, steps: _Steps, calls: AsyncTierCalls, stream: Any) -> Any:
+    """Async twin of :func:`_perform`; a call or pull stops waiting at its ``timeout``."""
+    try:
+        async with _within(step.timeout if isinstance(step, (Call, Pull)) else None):
+            if isinstance(step, Call):
+                steps.reply(await calls.acall(step.tier, step.timeout))
+            elif isinstance(step, Pull):
+                steps.reply(await anext(_opened(stream), END))
+            else:
+                await _aclose(stream)
+                stream = _opening(step, calls.astream, AsyncStoppableStream)
+    except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
+        steps.fail(exc)
+    if steps.stream_over:
+        await _aclose(stream)
+        return None
+    return stream
+
+
+_S = TypeVar("_S")
+
+
+def _opened(stream: _S | None) -> _S:
+    assert stream is not None, "Pull without an open stream"
+    return stream
+
+
+def _opening(step: Step, open_stream: Callable[[Tier, float | None], Any], wrap: Any) -> Any:
+    """Return the stream an :class:`Open` step opens, wrapped to stop cooperatively; else None."""
+    return wrap(open_stream(step.tier, step.timeout)) if isinstance(step, Open) else None
 
 
 def _within(timeout: float | None) -> AbstractAsyncContextManager[Any]:
@@ -831,12 +870,14 @@ def _routed_of(items: list[Any]) -> Routed:
 
 
 def _close(stream: Iterator[Any] | None) -> None:
+    """Close ``stream`` if there is one."""
     close = getattr(stream, "close", None)
     if close is not None:
         close()
 
 
 async def _aclose(stream: AsyncIterator[Any] | None) -> None:
+    """Async twin of :func:`_close`."""
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()

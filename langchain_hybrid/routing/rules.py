@@ -84,6 +84,18 @@ class RoutingContext:
     messages: list[BaseMessage]
     count_tokens: Callable[[list[BaseMessage]], int] | None = None
     metadata: Mapping[str, Any] | None = None
+    prompt: str = field(init=False, repr=False, compare=False)
+    """The request's text, one message per line (what answer features compare with)."""
+    _texts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        texts: list[str] = []
+        for message in self.messages:
+            texts.append(str(message.text))
+            if isinstance(message, AIMessage):
+                texts.extend(json.dumps(call["args"]) for call in message.tool_calls)
+        self._texts = tuple(texts)
+        self.prompt = "\n".join(texts)
 
     @classmethod
     def from_input(cls, value: Any) -> RoutingContext:
@@ -111,12 +123,7 @@ class RoutingContext:
             >>> RoutingContext([SystemMessage("be brief"), HumanMessage("hi")]).texts()
             ['be brief', 'hi']
         """
-        texts: list[str] = []
-        for message in self.messages:
-            texts.append(str(message.text))
-            if isinstance(message, AIMessage):
-                texts.extend(json.dumps(call["args"]) for call in message.tool_calls)
-        return texts
+        return list(self._texts)
 
     def prompt_tokens(self) -> int:
         """Count (or estimate) the prompt tokens.
@@ -172,26 +179,11 @@ _R = TypeVar("_R", bound="PolicyRule")
 _RULES: Registry[PolicyRule] = Registry("type", "rule type")
 
 
-def register_rule(cls: type[_R]) -> type[_R]:
-    """Register a rule class under its ``type`` so policy files can refer to it.
-
-    Registering the same class twice is a no-op.
-
-    Example:
-        >>> register_rule(ForceLocalRule) is ForceLocalRule
-        True
-    """
-    return _RULES.register(cls)
-
-
-def available_rules() -> tuple[str, ...]:
-    """Return the registered rule types, sorted.
-
-    Example:
-        >>> available_rules()
-        ('force_cloud', 'force_local', 'max_local_context', 'privacy')
-    """
-    return _RULES.names()
+#: Register a rule class under its ``type`` so policy files can refer to it (a class
+#: decorator; registering the same class twice is a no-op).
+register_rule = _RULES.register
+#: The registered rule types, sorted (``available_rules()``).
+available_rules = _RULES.names
 
 
 class PolicyRule(BaseModel, ABC):
@@ -250,7 +242,11 @@ def rule_from_dict(data: Mapping[str, Any]) -> PolicyRule:
 
 
 class _PatternRule(PolicyRule):
+    """A rule that sends a request to one tier when ``pattern`` matches any message."""
+
     pattern: str
+    #: The tier a match sends the request to, and the decision's reason.
+    outcome: ClassVar[tuple[Tier, RouteReason]]
     _regex: re.Pattern[str] = PrivateAttr()
 
     @field_validator("pattern")
@@ -276,6 +272,15 @@ class _PatternRule(PolicyRule):
         """
         return any(self._regex.search(text) for text in ctx.texts())
 
+    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
+        """Return this rule's outcome if the pattern matches.
+
+        Example:
+            >>> ForceLocalRule(pattern="x").apply(RoutingContext([HumanMessage("y")])) is None
+            True
+        """
+        return RuleOutcome(*self.outcome, self.name) if self.matches(ctx) else None
+
 
 @register_rule
 class ForceLocalRule(_PatternRule):
@@ -294,16 +299,8 @@ class ForceLocalRule(_PatternRule):
 
     type: ClassVar[str] = "force_local"
     stage: ClassVar[RuleStage] = "local_only"
+    outcome: ClassVar[tuple[Tier, RouteReason]] = ("local", "rule_force_local")
     name: str = "force_local"
-
-    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
-        """Return a local outcome if the pattern matches.
-
-        Example:
-            >>> ForceLocalRule(pattern="x").apply(RoutingContext([HumanMessage("y")])) is None
-            True
-        """
-        return RuleOutcome("local", "rule_force_local", self.name) if self.matches(ctx) else None
 
 
 @register_rule
@@ -317,16 +314,8 @@ class ForceCloudRule(_PatternRule):
     """
 
     type: ClassVar[str] = "force_cloud"
+    outcome: ClassVar[tuple[Tier, RouteReason]] = ("cloud", "rule_force_cloud")
     name: str = "force_cloud"
-
-    def apply(self, ctx: RoutingContext) -> RuleOutcome | None:
-        """Return a cloud outcome if the pattern matches.
-
-        Example:
-            >>> ForceCloudRule(pattern="x").apply(RoutingContext([HumanMessage("y")])) is None
-            True
-        """
-        return RuleOutcome("cloud", "rule_force_cloud", self.name) if self.matches(ctx) else None
 
 
 @register_rule

@@ -22,7 +22,6 @@ from langchain_core.runnables import RunnableConfig
 from langchain_hybrid._callbacks import (
     AsyncRunManager,
     SyncRunManager,
-    achild_callbacks,
     child_callbacks,
 )
 from langchain_hybrid.routing.decision import RouteDecision
@@ -156,5 +155,5 @@ async def apublish(
     await adispatch_custom_event(
         ROUTE_EVENT,
         event_payload(decision, local_logprobs),
-        config=RunnableConfig(callbacks=achild_callbacks(run_manager)),
+        config=RunnableConfig(callbacks=child_callbacks(run_manager)),
     )

@@ -18,12 +18,20 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["THREAD_KEYS", "ThreadMemory", "thread_id_of"]
+__all__ = ["THREAD_KEYS", "ThreadMemory", "call_thread", "thread_id_of", "thread_of"]
+
+#: The conversation thread of the call in progress (from the run config it was given).
+_THREAD_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "langchain_hybrid_thread_id", default=None
+)
 
 
 class ThreadMemory:
@@ -128,3 +136,45 @@ def thread_id_of(config: Mapping[str, Any] | None) -> str | None:
         ]
         return "|".join(keys) or None
     return None
+
+
+@contextmanager
+def thread_of(config: Mapping[str, Any] | None) -> Iterator[None]:
+    """Make the thread ``config`` names the current call's while the block runs.
+
+    A routed model reads it with :func:`call_thread` (LangChain hands ``_generate`` no
+    run config, only the run's metadata).
+
+    Example:
+        >>> with thread_of({"configurable": {"thread_id": "t1"}}):
+        ...     call_thread(None, sticky=True)
+        't1'
+    """
+    token = _THREAD_ID.set(thread_id_of(config))
+    try:
+        yield
+    finally:
+        _THREAD_ID.reset(token)
+
+
+def call_thread(metadata: Mapping[str, Any] | None, *, sticky: bool) -> str | None:
+    """Return the current call's conversation thread: :func:`thread_of`'s, else its metadata's.
+
+    With ``sticky`` (the policy's ``sticky_escalation``) a call that names no thread warns
+    once: the setting cannot apply to it.
+
+    Example:
+        >>> call_thread({"thread_id": "t2"}, sticky=False)
+        't2'
+    """
+    thread = _THREAD_ID.get() or thread_id_of({"metadata": metadata or {}})
+    if thread is None and sticky:
+        warnings.warn(
+            "sticky_escalation is on, but this call names no conversation thread, so it is "
+            "routed on its own. Name the thread in the run config: "
+            '{"configurable": {"thread_id": ...}} (LangGraph sets it), "session_id" '
+            '(RunnableWithMessageHistory sets it) or "conversation_id".',
+            UserWarning,
+            stacklevel=3,
+        )
+    return thread

@@ -15,24 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_hybrid.errors import (
-    BothTiersFailedError,
-    ChatTemplateMissingError,
-    CloudRequestError,
-    CloudStreamBrokenError,
-    ContextWindowExceededError,
-    InvalidCallOptionError,
-    InvalidMessagesError,
-    LangChainHybridError,
-    LocalToolCallUnavailableError,
-    ModelNotAvailableError,
-    PolicyError,
-    RoutedCallError,
-    UnsupportedCallOptionError,
-)
+from langchain_hybrid import errors
+from langchain_hybrid.errors import LangChainHybridError
 from langchain_hybrid.server.wire import ErrorType, error_body
 
 __all__ = ["HTTPError", "http_error_of"]
+
+
+_BAD_OPTIONS = (
+    errors.InvalidCallOptionError | errors.UnsupportedCallOptionError | errors.PolicyError
+)
+_TIERS_FAILED = (
+    errors.BothTiersFailedError | errors.CloudStreamBrokenError | errors.CloudRequestError
+)
 
 
 class HTTPError(LangChainHybridError):
@@ -72,17 +67,17 @@ def http_error_of(error: BaseException) -> HTTPError:
     if isinstance(error, HTTPError):
         return error
     message = str(error) or type(error).__name__
-    if isinstance(error, ContextWindowExceededError):
+    if isinstance(error, errors.ContextWindowExceededError):
         return HTTPError(400, message, code="context_length_exceeded", param="messages")
-    if isinstance(error, InvalidMessagesError | ChatTemplateMissingError):
+    if isinstance(error, errors.InvalidMessagesError | errors.ChatTemplateMissingError):
         return HTTPError(400, message, param="messages")
-    if isinstance(error, InvalidCallOptionError | UnsupportedCallOptionError | PolicyError):
+    if isinstance(error, _BAD_OPTIONS):
         return HTTPError(400, message)
-    if isinstance(error, LocalToolCallUnavailableError | NotImplementedError):
+    if isinstance(error, errors.LocalToolCallUnavailableError | NotImplementedError):
         return HTTPError(422, message, code="unsupported")
-    if isinstance(error, BothTiersFailedError | CloudStreamBrokenError | CloudRequestError):
+    if isinstance(error, _TIERS_FAILED):
         return HTTPError(503, message, "service_unavailable", code="tiers_failed")
-    if isinstance(error, RoutedCallError | ModelNotAvailableError):
+    if isinstance(error, errors.RoutedCallError | errors.ModelNotAvailableError):
         return HTTPError(503, message, "service_unavailable")
     if isinstance(error, LangChainHybridError):
         return HTTPError(500, message, "server_error")

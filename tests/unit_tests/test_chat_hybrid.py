@@ -962,7 +962,7 @@ def test_bind_tools_local_cannot_call_tools_goes_to_cloud(
     (body,) = cloud_server.chat_requests
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
     # The unbound model still answers without tools (and is not changed by bind_tools).
-    assert llm._local_serves_tools is True
+    assert llm._tools.local_serves_tools is True
 
 
 def test_bind_tools_stream_through_cloud(
