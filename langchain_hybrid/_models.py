@@ -115,6 +115,8 @@ class ModelSpec:
             otherwise, on a GPU torchao), "dynamic-int8" (int8 weights and activations, torch's
             dynamic quantisation, CPU and float32 only) or "4bit" (NF4 through
             bitsandbytes, CUDA only); None keeps the ``dtype`` weights.
+        adapter: a tuned adapter folder (peft's format) merged into the weights after
+            loading, before any quantisation.
     """
 
     model: str | None = None
@@ -124,6 +126,7 @@ class ModelSpec:
     device: str = "cpu"
     trust_remote_code: bool = False
     quantization: Quantization | None = None
+    adapter: str | None = None
 
 
 @dataclass
@@ -677,6 +680,11 @@ def _quantize_dynamic_int8(model: Any) -> None:
 def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
     device = resolve_device(spec.device)
     check_quantization(spec.quantization, device, spec.dtype)
+    if spec.adapter is not None and spec.quantization == "4bit":
+        raise EngineSettingError(
+            "An adapter is merged into the weights, which 4-bit weights cannot take: use "
+            "quantization='int8' or none with adapter=."
+        )
     name, source, extra = _source_for(spec)  # converts a GGUF file once, outside the pause
     with _gc_paused():
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -714,6 +722,14 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
                 "Pass a Hugging Face model id (with access to the hub or a warm HF cache), "
                 "a local folder saved with save_pretrained, or a .gguf file path."
             ) from exc
+        if spec.adapter is not None:
+            from langchain_hybrid._adapters import adapter_identity, merge_adapter
+
+            base_name = name
+            name = adapter_identity(base_name, spec.adapter)
+            model = merge_adapter(
+                model, spec.adapter, spec_model=spec.model, source=source, base_name=base_name
+            )
         if spec.quantization != "4bit":  # bitsandbytes placed the weights already
             model.to(device)
         model.eval()

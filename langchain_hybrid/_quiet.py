@@ -3,7 +3,8 @@
 transformers imports torchao whenever it is installed (``transformers/quantizers/auto.py``),
 and torchao then logs, at import, each optional GPU kernel library it cannot load
 (``Failed to load .../torchao/_C_mxfp8...so``), while torch logs a deprecation note on
-torchao's own enums (``<enum 'KernelPreference'> is an Enum subclass ...``). A user who
+torchao's own enums (``<enum 'KernelPreference'> is an Enum subclass ...``), and peft,
+through torchao, that triton (a GPU compiler) is missing. A user who
 never asked for torchao sees them on every model load; one who did gains nothing from
 them on a machine without CUDA either. :func:`quiet_import_noise` drops exactly those
 records with logging filters on their two loggers (every other torchao or torch warning
@@ -30,6 +31,7 @@ __all__ = ["quiet_import_noise"]
 
 _PYTREE_ENUM_NOTE = re.compile(r"is an Enum subclass and is now natively supported")
 _KERNEL_LIBRARY_NOT_LOADED = re.compile(r"^Failed to load \S+\.so\b")
+_NO_TRITON = re.compile(r"Detected no triton")
 
 
 class _DropNoise(logging.Filter):
@@ -58,6 +60,8 @@ def _cuda_available() -> bool:
 _FILTERS = {
     "torch.utils._pytree": _DropNoise(_PYTREE_ENUM_NOTE),
     "torchao": _DropNoise(_KERNEL_LIBRARY_NOT_LOADED, unless_cuda=True),
+    # peft imports torchao's int8 matmul module, which looks for GPU kernels (triton).
+    "torchao.kernel.intmm": _DropNoise(_NO_TRITON, unless_cuda=True),
 }
 
 

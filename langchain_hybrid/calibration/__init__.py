@@ -11,14 +11,18 @@ query, from the price table), it
 1. computes every answer's features the way the live route does (log-probs, answer
    length, whether it hit the token cap, how much of it the prompt supports, whether it
    declines) and measures how well each scorer predicts a correct local answer
-   (``roc_auc_score``; the learned :class:`~langchain_hybrid.routing.confidence.LogisticScorer`
-   out-of-fold, ``StratifiedKFold``);
+   (``roc_auc_score``, with 95% intervals from a bootstrap over groups; the learned
+   :class:`~langchain_hybrid.routing.confidence.LogisticScorer` out-of-fold). Folds hold
+   out whole groups (``StratifiedGroupKFold`` over each record's group: its article or
+   passage), since questions on one passage are not independent; with too few groups or
+   too few right answers there is no learned scorer, and the report says why;
 2. chooses the scorer (and whether ``finish_reason="length"`` stays a hard escalation
    rule: the learned scorer reads truncation as a feature instead) and the threshold
    that best meets the target;
-3. measures the chosen operating point on data not used to fit it (the scorer and the
+3. measures the chosen operating point on groups not used to fit it (the scorer and the
    threshold are refitted without each fold, which is then scored), with 95% intervals;
-4. fits the early-escalation prediction by replaying answers through ``policy.judge``.
+4. fits the early-escalation prediction by replaying answers through ``policy.judge``
+   (fitted on half of the groups, measured on the other half).
 
 When no operating point meets the target (the local model is never right enough), the
 result says so plainly, warns, and returns a cloud-only policy: everything escalates.
@@ -56,7 +60,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_hybrid.calibration.curve import CurvePoint, TradeoffCurve
 from langchain_hybrid.calibration.display import TradeoffCurveDisplay
@@ -75,9 +79,12 @@ from langchain_hybrid.calibration.fit import (
     _fitted_policy,
     _folds,
     _held_out,
+    _learnable,
+    _probe_learnable,
     _sklearn,
 )
 from langchain_hybrid.calibration.outcomes import CloudOutcomes
+from langchain_hybrid.calibration.probe import fit_before_generation
 from langchain_hybrid.calibration.report import CalibrationResult, _message, _with_fitted_on
 from langchain_hybrid.calibration.targets import Target, _Target
 from langchain_hybrid.costs import PriceTable
@@ -142,7 +149,8 @@ def calibrate(
         cloud: the cloud's outcomes (replayed correctness or an assumed accuracy).
         min_local_accuracy: for the cloud-rate and cost targets, the answers kept local
             must be right at least this often, else the target is not met.
-        folds: folds of the cross-validation (``StratifiedKFold``).
+        folds: folds of the cross-validation; each holds out whole groups (a record's
+            ``group``: its article or passage; ``StratifiedGroupKFold``).
         seed: its shuffling seed.
         dataset: the data's name, recorded in ``fitted_on``.
         base: the policy to start from (its rules and hedge phrases are kept).
@@ -163,18 +171,34 @@ def calibrate(
         )
     _sklearn()
     data = _prepare(records, cloud, prices or PriceTable.default())
-    splits = _folds(data.y, folds, seed)
+    splits, how = _folds(data, folds, seed)
     choice = _choose(_candidates(data, splits), data, target)
-    achieved = _held_out(choice.candidate, data, splits, target)
+    achieved = _held_out(choice.candidate, data, splits, how, target)
     base = base or RoutingPolicy()
     policy, early = _fitted_policy(base, choice, data, fit_early, max_wrong_stops)
+    before: dict[str, Any] = {}
+    if choice.point is not None:
+        policy, before = fit_before_generation(policy, data, splits, max_wrong_stops)
     message = _message(choice, policy)
     if choice.point is None:
         warnings.warn(message, stacklevel=2)
         logger.warning(message)
-    n, source = len(records), f"{cloud.source}; out-of-fold scores, {len(splits)}-fold"
+    n, source = len(records), f"{cloud.source}; out-of-fold scores, {how}"
     curve, met = choice.curve(n, source), choice.point is not None
     result = CalibrationResult(
-        policy, curve, choice.auroc, achieved, early, met, message, target.describe(), n, source
+        policy,
+        curve,
+        choice.auroc,
+        achieved,
+        early,
+        met,
+        message,
+        target.describe(),
+        n,
+        source,
+        auroc_ci=choice.auroc_ci,
+        no_learned=_learnable(data),
+        no_probe=_probe_learnable(data),
+        before_generation=before,
     )
     return _with_fitted_on(result, dataset, cloud.source, records)

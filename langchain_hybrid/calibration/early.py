@@ -78,11 +78,12 @@ def _fit_early(
     import numpy as np
 
     rng = np.random.default_rng(0)
-    idx = rng.permutation(len(data.records))
-    half = len(idx) // 2
-    fit_idx, check_idx = idx[:half], idx[half:]
-    fit_records = [data.records[i] for i in fit_idx] or data.records
-    check_records = [data.records[i] for i in check_idx] or data.records
+    groups = rng.permutation(np.unique(data.groups))
+    fit_groups = groups[: len(groups) // 2]
+    in_fit = np.isin(data.groups, fit_groups)
+    fit_records = [r for r, f in zip(data.records, in_fit, strict=True) if f] or data.records
+    check_records = [r for r, f in zip(data.records, in_fit, strict=True) if not f]
+    check_records = check_records or data.records
     whole = _whole_verdicts(policy, fit_records)
     best: tuple[float, EarlyEscalation, dict[str, float | int]] | None = None
     never = EarlyEscalation(min_tokens=10**6)
@@ -104,6 +105,6 @@ def _fit_early(
         "token_fraction": float(check["token_fraction"]),
         "max_tokens_fraction": float(check["max_tokens_fraction"]),
         "wrong_stop_rate": float(check["wrong_stop_rate"]),
-        "how": f"fitted on a random half ({len(fit_records)}), measured on the other "
-        f"({len(check_records)})",
+        "how": f"fitted on half of the groups ({len(fit_records)} answers), measured on the "
+        f"other half ({len(check_records)})",
     }

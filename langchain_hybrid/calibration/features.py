@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_hybrid.calibration.errors import CalibrationError
+from langchain_hybrid.hidden_states import HIDDEN_PARTS, hidden_vectors
 from langchain_hybrid.routing.confidence import ANSWER_FEATURE_NAMES, LogisticScorer
 from langchain_hybrid.routing.policy import answer_text, prompt_text
 
@@ -85,6 +86,28 @@ def _collected(
     return records
 
 
+def hidden_matrices(records: Sequence[LocalRecord]) -> dict[str, np.ndarray]:
+    """Return, per part every record reports (``prompt``, ``answer_mean``), its vectors."""
+    import numpy as np
+
+    vectors = [hidden_vectors(r.answer.response_metadata) for r in records]
+    out: dict[str, np.ndarray] = {}
+    for part in HIDDEN_PARTS:
+        rows = [v.get(part) for v in vectors]
+        if rows and all(row is not None for row in rows) and len({len(r) for r in rows}) == 1:  # type: ignore[arg-type]
+            out[part] = np.array(rows, dtype=float)
+    return out
+
+
+def hidden_layer(records: Sequence[LocalRecord]) -> int | None:
+    """Return the decoder layer the records' hidden states come from (None: unknown)."""
+    for r in records:
+        state = r.answer.response_metadata.get("hidden_state")
+        if isinstance(state, dict) and isinstance(state.get("layer"), int):
+            return int(state["layer"])
+    return None
+
+
 @dataclass
 class _Data:
     """The records as arrays: features, labels, cloud outcomes and costs."""
@@ -98,6 +121,9 @@ class _Data:
     cloud_p: np.ndarray  # cloud correct (0/1, or the assumed accuracy)
     cloud_cost: np.ndarray
     local_cost: np.ndarray
+    groups: np.ndarray  # the group of each record (an integer code): held out together
+    hidden: dict[str, np.ndarray] = field(default_factory=dict)  # hidden-state vectors
+    hidden_layer: int | None = None  # the decoder layer they come from
 
     def subset(self, idx: np.ndarray) -> _Data:
         return _Data(
@@ -110,7 +136,15 @@ class _Data:
             self.cloud_p[idx],
             self.cloud_cost[idx],
             self.local_cost[idx],
+            self.groups[idx],
+            {part: vectors[idx] for part, vectors in self.hidden.items()},
+            self.hidden_layer,
         )
+
+    @property
+    def n_groups(self) -> int:
+        """How many groups the records fall in."""
+        return len(set(self.groups.tolist()))
 
     def column(self, name: str) -> np.ndarray:
         return self.x[:, self.names.index(name)]
@@ -138,6 +172,8 @@ def _prepare(records: Sequence[LocalRecord], cloud: CloudOutcomes, prices: Price
         lc.append(prices.local_cost_of(model, n_in, n_out_local))
     names = [n for n in LEARNED_FEATURES if all(n in row for row in rows)]
     x = np.array([[row[n] for n in names] for row in rows], dtype=float).reshape(len(rows), -1)
+    codes: dict[str, int] = {}
+    groups = np.array([codes.setdefault(r.group_key, len(codes)) for r in records])
     return _Data(
         list(records),
         names,
@@ -148,4 +184,7 @@ def _prepare(records: Sequence[LocalRecord], cloud: CloudOutcomes, prices: Price
         np.array(cp),
         np.array(cc),
         np.array(lc),
+        groups,
+        hidden_matrices(records),
+        hidden_layer(records),
     )

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_hybrid.calibration.curve import CurvePoint, TradeoffCurve, _curve_arrays, _escalating
 from langchain_hybrid.calibration.early import _fit_early
-from langchain_hybrid.calibration.errors import CalibrationError
-from langchain_hybrid.evaluation.report import wilson_interval
+from langchain_hybrid.calibration.errors import require_sklearn
+from langchain_hybrid.calibration.probe import MIN_CLASS_FOR_PROBE, fit_probe, probe_scores
+from langchain_hybrid.evaluation.statistics import grouped_auroc_interval, wilson_interval
 from langchain_hybrid.routing.confidence import (
     DEFAULT_HEDGE_PHRASES,
     ConfidenceScorer,
@@ -25,6 +26,7 @@ from langchain_hybrid.routing.confidence import (
 )
 from langchain_hybrid.routing.policy import DEFAULT_ESCALATE_FINISH_REASONS, RoutingPolicy
 from langchain_hybrid.routing.rules import ForceCloudRule
+from langchain_hybrid.routing.scorers import ProbeScorer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     #: Cross-validation folds: (train indices, test indices) each.
     _Splits = list[tuple[np.ndarray, np.ndarray]]
 
-__all__ = ["MIN_CLASS_FOR_LEARNED"]
+__all__ = ["MIN_CLASS_FOR_LEARNED", "MIN_CLASS_PER_WEIGHT", "MIN_GROUPS_FOR_LEARNED"]
 
 #: The single-feature scorers calibration compares, by the feature that is their score.
 _SINGLE: dict[str, Callable[[], ConfidenceScorer]] = {
@@ -47,23 +49,16 @@ _SINGLE: dict[str, Callable[[], ConfidenceScorer]] = {
 _CLOUD_ONLY_RULE = "calibration_cloud_only"
 #: The learned scorer is fitted only on at least this many right and this many wrong answers.
 MIN_CLASS_FOR_LEARNED = 10
+#: ... and on at least this many of each class per weight it fits (one in ten is the usual
+#: rule for logistic regression; fewer overfit the groups it sees).
+MIN_CLASS_PER_WEIGHT = 5
+#: ... and on at least this many groups, so that held-out folds hold unseen groups.
+MIN_GROUPS_FOR_LEARNED = 3
 
 
 def _sklearn() -> Any:
-    """Return scikit-learn with the parts calibration uses; :class:`CalibrationError` if absent."""
-    try:
-        import sklearn  # noqa: F401
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise CalibrationError(
-            "calibration needs scikit-learn: pip install 'langchain-hybrid[calibration]'"
-        ) from e
-    import sklearn.linear_model
-    import sklearn.metrics
-    import sklearn.model_selection
-    import sklearn.pipeline
-    import sklearn.preprocessing
-
-    return sklearn
+    """Return scikit-learn with the parts calibration uses (see :func:`require_sklearn`)."""
+    return require_sklearn()
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -77,6 +72,7 @@ class _Candidate:
     finish_reasons: frozenset[str]
     oof: np.ndarray  # out-of-fold scores (raw feature values for single scorers)
     auroc: float | None
+    auroc_ci: tuple[float, float] | None = None
 
 
 def _auroc(y: np.ndarray, scores: np.ndarray) -> float | None:
@@ -86,17 +82,46 @@ def _auroc(y: np.ndarray, scores: np.ndarray) -> float | None:
     return float(sk.metrics.roc_auc_score(y, scores))
 
 
-def _folds(y: np.ndarray, folds: int, seed: int) -> _Splits:
+def _folds(data: _Data, folds: int, seed: int) -> tuple[_Splits, str]:
+    """Folds that hold out whole groups (``StratifiedGroupKFold``), and how they were made.
+
+    Rows of one group (an article, a passage) are never split between fitting and
+    measuring: a figure measured on a fold is a figure on groups the fit did not see.
+    """
     import numpy as np
 
     sk = _sklearn()
-    minority = int(min(y.sum(), len(y) - y.sum()))
-    k = min(folds, minority)
+    minority = int(min(data.y.sum(), len(data.y) - data.y.sum()))
+    k = min(folds, data.n_groups, max(minority, 0))
     if k < 2:
-        idx = np.arange(len(y))
-        return [(idx, idx)]
-    splitter = sk.model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y))
+        idx = np.arange(len(data.y))
+        why = "one group" if data.n_groups < 2 else "too few examples of one class"
+        return [(idx, idx)], f"in-sample ({why}: nothing can be held out)"
+    splitter = sk.model_selection.StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros(len(data.y)), data.y, data.groups))
+    return splits, f"{k}-fold cross-validation by group ({data.n_groups} groups)"
+
+
+def _learnable(data: _Data) -> str | None:
+    """Say why the learned scorer cannot be fitted on ``data`` (None: it can)."""
+    minority = int(min(data.y.sum(), len(data.y) - data.y.sum()))
+    needed = max(MIN_CLASS_FOR_LEARNED, MIN_CLASS_PER_WEIGHT * len(data.names))
+    if data.n_groups < MIN_GROUPS_FOR_LEARNED:
+        return (
+            f"only {data.n_groups} group(s) of related examples: a learned scorer needs "
+            f"{MIN_GROUPS_FOR_LEARNED} to be measured on groups it was not fitted on"
+        )
+    if minority < needed:
+        return (
+            f"only {minority} answers of the rarer class (right or wrong): a learned scorer "
+            f"of {len(data.names)} weights needs {needed}"
+        )
+    return None
+
+
+def _auroc_ci(data: _Data, scores: np.ndarray) -> tuple[float, float] | None:
+    """Return a 95% interval for the AUROC of ``scores``: a bootstrap over whole groups."""
+    return grouped_auroc_interval(data.y, scores, data.groups.tolist())
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> LogisticScorer:
@@ -129,6 +154,10 @@ def _logistic_scores(scorer: LogisticScorer, data: _Data) -> np.ndarray:
 
 
 def _candidates(data: _Data, splits: _Splits) -> list[_Candidate]:
+    """Return the scorers to choose among, with out-of-fold scores and AUROCs (and CIs).
+
+    The learned scorer is left out when :func:`_learnable` says it cannot be fitted.
+    """
     import numpy as np
 
     with_length = frozenset(DEFAULT_ESCALATE_FINISH_REASONS)
@@ -137,24 +166,40 @@ def _candidates(data: _Data, splits: _Splits) -> list[_Candidate]:
     for name in _SINGLE:
         if name in data.names:
             scores = data.column(name)
-            auroc = _auroc(data.y, scores)
-            out.append(_Candidate(name, with_length, scores, auroc))
-            out.append(_Candidate(name, without_length, scores, auroc))
-    minority = int(min(data.y.sum(), len(data.y) - data.y.sum()))
-    if minority < MIN_CLASS_FOR_LEARNED:
-        return out  # too few right (or wrong) answers to learn from: single scorers only
-    oof = np.zeros(len(data.y))
-    for train, test in splits:
-        scorer = _fit_logistic(data.x[train], data.y[train], data.names)
-        oof[test] = _logistic_scores(scorer, data.subset(test))
-    out.append(_Candidate("logistic", without_length, oof, _auroc(data.y, oof)))
+            auroc, ci = _auroc(data.y, scores), _auroc_ci(data, scores)
+            out.append(_Candidate(name, with_length, scores, auroc, ci))
+            out.append(_Candidate(name, without_length, scores, auroc, ci))
+    if len(splits) < 2:
+        return out
+    learned = ["logistic"] if _learnable(data) is None else []
+    if _probe_learnable(data) is None:
+        learned.append("probe")
+    for name in learned:
+        oof = np.zeros(len(data.y))
+        for train, test in splits:
+            oof[test] = _fold_scores(name, data.subset(train), data.subset(test))[1]
+        ci = _auroc_ci(data, oof)
+        out.append(_Candidate(name, without_length, oof, _auroc(data.y, oof), ci))
     return out
+
+
+def _probe_learnable(data: _Data) -> str | None:
+    """Say why no probe can be fitted on ``data`` (None: it can)."""
+    minority = int(min(data.y.sum(), len(data.y) - data.y.sum()))
+    if not data.hidden:
+        return "the records carry no hidden states (collect them with an in-process local tier)"
+    if data.n_groups < MIN_GROUPS_FOR_LEARNED:
+        return f"only {data.n_groups} group(s) of related examples"
+    if minority < MIN_CLASS_FOR_PROBE:
+        return f"only {minority} answers of the rarer class: a probe needs {MIN_CLASS_FOR_PROBE}"
+    return None
 
 
 def _scorer_of(name: str, data: _Data, hedge: HedgeDetector) -> ConfidenceScorer:
     if name == "logistic":
-        fitted = _fit_logistic(data.x, data.y, data.names)
-        return dataclasses.replace(fitted, hedge=hedge)
+        return dataclasses.replace(_fit_logistic(data.x, data.y, data.names), hedge=hedge)
+    if name == "probe":
+        return dataclasses.replace(fit_probe(data), hedge=hedge)
     return dataclasses.replace(_SINGLE[name](), hedge=hedge)
 
 
@@ -163,7 +208,19 @@ def _fold_scores(name: str, train: _Data, test: _Data) -> tuple[np.ndarray, np.n
     if name == "logistic":
         scorer = _fit_logistic(train.x, train.y, train.names)
         return _logistic_scores(scorer, train), _logistic_scores(scorer, test)
+    if name == "probe":
+        probe = fit_probe(train)
+        return probe_scores(probe, train), probe_scores(probe, test)
     return train.column(name), test.column(name)
+
+
+def _learned_scores(scorer: ConfidenceScorer, data: _Data) -> np.ndarray | None:
+    """Return the scores a refitted learned scorer gives ``data`` (None: not a learned one)."""
+    if isinstance(scorer, LogisticScorer):
+        return _logistic_scores(scorer, data)
+    if isinstance(scorer, ProbeScorer):
+        return probe_scores(scorer, data)
+    return None
 
 
 # ---------------------------------------------------------------------------- the choice
@@ -178,6 +235,7 @@ class _Choice:
     index: int | None  # the chosen point; None: no point meets the target
     why: str  # why no point meets it
     auroc: dict[str, float | None]  # of every candidate it was chosen among
+    auroc_ci: dict[str, tuple[float, float] | None]  # their 95% intervals (group bootstrap)
 
     @property
     def point(self) -> CurvePoint | None:
@@ -190,18 +248,21 @@ class _Choice:
 def _choose(candidates: Sequence[_Candidate], data: _Data, target: _Target) -> _Choice:
     """Choose the configuration that meets the target best on out-of-fold scores."""
     auroc = {c.name: c.auroc for c in candidates}
+    auroc_ci = {c.name: c.auroc_ci for c in candidates}
     best: tuple[tuple[float, float], _Choice] | None = None
     for c in candidates:
         points = _curve_arrays(c.oof, data, c.finish_reasons)
         idx, why = target.choose(points)
         score = target.rank(points, idx)
         if best is None or score > best[0] or (score == best[0] and c.name == "logistic"):
-            best = (score, _Choice(c, points, idx, why, auroc))
+            best = (score, _Choice(c, points, idx, why, auroc, auroc_ci))
     assert best is not None
     return best[1]
 
 
-def _held_out(chosen: _Candidate, data: _Data, splits: _Splits, target: _Target) -> dict[str, Any]:
+def _held_out(
+    chosen: _Candidate, data: _Data, splits: _Splits, how: str, target: _Target
+) -> dict[str, Any]:
     """Measure the chosen configuration on each fold, fitting scorer and threshold without it.
 
     Beside the held-out figures: the accuracies of cloud-only and local-only on all the data.
@@ -229,15 +290,12 @@ def _held_out(chosen: _Candidate, data: _Data, splits: _Splits, target: _Target)
         cloud_n += int((~keep).sum())
         correct += float(test.y[keep].sum() + test.cloud_p[~keep].sum())
         cost += float(test.cloud_cost[~keep].sum() + test.local_cost.sum())
-    how = (
-        f"{len(splits)}-fold cross-validation: scorer and threshold fitted without the fold "
-        "they are measured on"
-        if len(splits) > 1
-        else "in-sample (too few examples of one class to hold any out)"
-    )
+    if len(splits) > 1:
+        how += ": scorer and threshold fitted without the groups they are measured on"
     return {
         "how": how,
         "n": n,
+        "groups": data.n_groups,
         "cloud_share": cloud_n / n,
         "cloud_share_ci": list(wilson_interval(cloud_n, n)),
         "accuracy": correct / n,
@@ -269,13 +327,12 @@ def _fitted_policy(
     hedge = getattr(base.scorer, "hedge", HedgeDetector(DEFAULT_HEDGE_PHRASES))
     scorer = _scorer_of(chosen.name, data, hedge)
     threshold = float(p.threshold)
-    if isinstance(scorer, LogisticScorer):
+    refit = _learned_scores(scorer, data)
+    if refit is not None:
         # The point was chosen on out-of-fold scores; the scorer saved is refitted on all
         # the data, whose scores sit on a slightly different scale. Keep the same answers
         # local: the threshold that keeps the chosen number of answers under the refit.
-        threshold = _threshold_keeping(
-            _logistic_scores(scorer, data), data, chosen.finish_reasons, p.n_local, threshold
-        )
+        threshold = _threshold_keeping(refit, data, chosen.finish_reasons, p.n_local, threshold)
     policy = dataclasses.replace(
         base,
         threshold=threshold,

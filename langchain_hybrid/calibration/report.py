@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_hybrid.calibration.curve import TradeoffCurve
-from langchain_hybrid.calibration.fit import MIN_CLASS_FOR_LEARNED
 from langchain_hybrid.evaluation.records import prompt_digest
 from langchain_hybrid.routing.confidence import LogisticScorer
 from langchain_hybrid.routing.policy import RoutingPolicy
@@ -27,8 +26,12 @@ class CalibrationResult:
     ``policy`` is the fitted policy (cloud-only when ``met`` is False); ``curve`` the
     trade-off curve of the chosen scorer (out-of-fold scores); ``auroc`` each scorer's
     AUROC at predicting a correct local answer (the learned one out-of-fold);
-    ``achieved`` the chosen point's figures on held-out folds; ``early`` the early-
-    escalation figures; ``message`` says, in plain words, what was chosen or why not.
+    ``achieved`` the chosen point's figures on held-out folds (whole groups held out);
+    ``early`` the early-escalation figures; ``message`` says, in plain words, what was
+    chosen or why not. ``auroc_ci`` holds 95% intervals of the AUROCs (a bootstrap over
+    groups); ``no_learned`` and ``no_probe`` say why no learned scorer or no hidden-state
+    probe was fitted, when none was; ``before_generation`` holds the held-out figures of
+    the gate before generation (``used``: whether the policy has one).
     """
 
     policy: RoutingPolicy
@@ -41,6 +44,10 @@ class CalibrationResult:
     target: str
     n: int
     source: str
+    auroc_ci: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    no_learned: str | None = None
+    no_probe: str | None = None
+    before_generation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str | None:
@@ -81,16 +88,18 @@ class CalibrationResult:
             f"calibrated on n={self.n} answers for {self.target} (cloud: {self.source}{local})"
         ]
         lines.append(
-            f"AUROC at predicting a right local answer, n={self.n} (single scorers have no "
-            "fitted parameters; 'logistic' is learned and scored out-of-fold):"
+            f"AUROC at predicting a right local answer, n={self.n}, with 95% intervals "
+            "(a bootstrap over groups); single scorers have no fitted parameters, learned "
+            "ones are scored out-of-fold on groups they were not fitted on:"
         )
         for name, value in sorted(self.auroc.items(), key=lambda kv: -(kv[1] or 0)):
-            lines.append(f"  {name:<14} {'-' if value is None else f'{value:.3f}'}")
-        if "logistic" not in self.auroc:
-            lines.append(
-                f"  (no learned scorer: it needs at least {MIN_CLASS_FOR_LEARNED} right and "
-                f"{MIN_CLASS_FOR_LEARNED} wrong local answers)"
-            )
+            ci = self.auroc_ci.get(name)
+            interval = "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+            lines.append(f"  {name:<14} {'-' if value is None else f'{value:.3f}'}{interval}")
+        if self.no_learned is not None:
+            lines.append(f"  (no learned scorer: {self.no_learned}; single scorers only)")
+        if self.no_probe is not None:
+            lines.append(f"  (no hidden-state probe: {self.no_probe})")
         lines.append(self.message)
         a = self.achieved
         if a:
@@ -107,6 +116,16 @@ class CalibrationResult:
                 f"early escalation min_tokens={e['min_tokens']} margin={e['margin']}: escalated "
                 f"answers stop after {e['token_fraction']:.2f} of their tokens; "
                 f"{100 * e['wrong_stop_rate']:.1f}% of passing answers stopped ({e['how']})"
+            )
+        if self.before_generation:
+            b = self.before_generation
+            use = "used" if b["used"] else "not used (it would stop kept answers, or nothing)"
+            lines.append(
+                f"routing before generation ({b['how']}): {b['stopped']} requests sent to the "
+                f"cloud before the local answer was written, "
+                f"{100 * b['share_of_escalations_skipped']:.1f}% of escalations skipped it, "
+                f"{100 * b['kept_answers_stopped']:.1f}% of kept answers stopped, "
+                f"{b['stopped_right']} of the stopped the local model had right; {use}"
             )
         scorer = self.policy.scorer
         if self.met and isinstance(scorer, LogisticScorer) and "margin" in scorer.coefficients:
@@ -149,9 +168,13 @@ def _with_fitted_on(
         "cloud": cloud,
         "scorer": result.curve.scorer,
         "auroc": {k: (None if v is None else round(v, 4)) for k, v in result.auroc.items()},
+        "auroc_ci": {k: _round(v) for k, v in result.auroc_ci.items()},
+        "groups": result.achieved.get("groups"),
         "achieved": {k: _round(v) for k, v in result.achieved.items()},
         # Which rows it was fitted on, without their text: evaluation warns on overlap.
         "prompt_digests": sorted({prompt_digest(r.prompt) for r in records}),
+        # The local model (and adapter) the records came from: ChatHybrid warns on another.
+        "model": _model_of(records),
         "met": result.met,
     }
     if not result.met:
@@ -162,8 +185,16 @@ def _with_fitted_on(
         fitted_on["chosen"] = {k: _round(v) for k, v in dataclasses.asdict(chosen).items()}
     if result.early:
         fitted_on["early_escalation"] = {k: _round(v) for k, v in result.early.items()}
+    if result.before_generation:
+        fitted_on["before_generation"] = {k: _round(v) for k, v in result.before_generation.items()}
     policy = dataclasses.replace(result.policy, fitted_on=fitted_on)
     return dataclasses.replace(result, policy=policy)
+
+
+def _model_of(records: Sequence[LocalRecord]) -> str | None:
+    """Return the local model that answered the records (None: unnamed, or several)."""
+    names = {r.answer.response_metadata.get("model_name") for r in records} - {None}
+    return str(names.pop()) if len(names) == 1 else None
 
 
 def _fmt(x: float | None) -> str:

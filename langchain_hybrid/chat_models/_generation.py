@@ -11,6 +11,10 @@ each step's logits and a stopping criterion, which sees the token chosen from
 them, records that token's log-prob (and the top-k alternatives), feeds the
 streaming consumer, applies stop sequences, cancellation and deadlines per row.
 
+With ``hidden_layer`` set, a forward hook on that decoder layer keeps, from the same
+passes, each row's state at its last prompt token (sent at once to a streaming consumer)
+and the mean of its states over the answer's tokens (see :mod:`langchain_hybrid.hidden_states`).
+
 A request may carry a ``constraint`` (a grammar, see ``_constrained``): its row gets
 its own matcher, a second logits processor after the capture masks the tokens the
 grammar forbids in that row only, and the matcher follows the chosen tokens. The
@@ -20,15 +24,18 @@ log-probs recorded stay the model's raw ones (captured before the mask).
 from __future__ import annotations
 
 import atexit
+import functools
 import queue
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from langchain_hybrid._models import LoadedModel
 from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
+from langchain_hybrid.hidden_states import encode_vector
 from langchain_hybrid.logprobs import TokenLogprob, TopLogprob
 
 
@@ -42,6 +49,7 @@ class SamplingSettings:
     top_k: int | None = None
     seed: int | None = None
     top_logprobs: int = 0
+    hidden_layer: int | None = None
 
 
 class RowConstraint(Protocol):
@@ -74,6 +82,8 @@ class GenerationResult:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    hidden: dict[str, Any] | None = None
+    """Hidden-state features (``layer``, ``dim``, ``prompt``, ``answer_mean``), if asked for."""
 
 
 @dataclass
@@ -83,6 +93,8 @@ class TextDelta:
     text: str
     logprobs: list[TokenLogprob]
     result: GenerationResult | None = None
+    hidden: dict[str, Any] | None = None
+    """The state before generation (``layer``, ``dim``, ``prompt``), on a delta of its own."""
 
 
 @dataclass
@@ -143,6 +155,9 @@ class _Row:
         self.finish_reason: str | None = None
         self.assembler = Utf8Assembler()
         self.max_stop = max((len(s) for s in request.stop), default=0)
+        self.hidden: dict[str, Any] | None = None
+        #: The mean of the row's answer states so far (set when hidden states are read).
+        self.answer_state: Callable[[], list[float] | None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -209,6 +224,8 @@ class _Row:
         if tail and reason != "stop":
             self.text += tail
         self.finish_reason = reason
+        if self.answer_state is not None:
+            self.set_answer_state(self.answer_state())
         self._emit()
 
     def _emit(self) -> None:
@@ -252,7 +269,19 @@ class _Row:
             finish_reason=self.finish_reason or "length",
             prompt_tokens=len(self.request.prompt_ids),
             completion_tokens=self.completion_tokens,
+            hidden=self.hidden,
         )
+
+    def set_prompt_state(self, layer: int, state: list[float]) -> None:
+        """Keep the state at the last prompt token; a streaming consumer gets it at once."""
+        self.hidden = {"layer": layer, "dim": len(state), "prompt": encode_vector(state)}
+        if self.request.streaming:
+            self.request.deltas.put(TextDelta(text="", logprobs=[], hidden=dict(self.hidden)))
+
+    def set_answer_state(self, mean: list[float] | None) -> None:
+        """Keep the mean state over the answer's tokens (None: no token was fed back)."""
+        if self.hidden is not None and mean is not None:
+            self.hidden["answer_mean"] = encode_vector(mean)
 
 
 class GenerationEngine:
@@ -459,6 +488,7 @@ class GenerationEngine:
                     row.check_controls(now)
                 return torch.tensor([row.finished for row in rows], device=input_ids.device)
 
+        hidden = _HiddenStates(rows, settings.hidden_layer) if settings.hidden_layer else None
         sampling = settings.temperature > 0
         kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
@@ -471,7 +501,7 @@ class GenerationEngine:
         }
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        with torch.inference_mode():
+        with torch.inference_mode(), _hooked(self.loaded.model, hidden):
             self.loaded.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -490,6 +520,68 @@ class GenerationEngine:
     def _deliver(row: _Row) -> None:
         row.request.result = row.result()
         row.request.done.set()
+
+
+def decoder_layers(model: Any) -> Any:
+    """Return the list of a causal LM's decoder layers (Llama, Qwen, Mistral, GPT-2 style).
+
+    Raises ``ValueError`` when the model keeps them elsewhere.
+    """
+    for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+        target = model
+        for name in path.split("."):
+            target = getattr(target, name, None)
+        if target is not None:
+            return target
+    raise ValueError(
+        f"cannot find the decoder layers of {type(model).__name__} for hidden-state features"
+    )
+
+
+class _HiddenStates:
+    """A forward hook on one decoder layer: each row's prompt state and answer mean."""
+
+    def __init__(self, rows: list[_Row], layer: int) -> None:
+        self.rows, self.layer = rows, layer
+        self.calls = 0
+        self.sums: Any = None
+        self.counts: Any = None
+        for i, row in enumerate(rows):
+            row.answer_state = functools.partial(self.mean, i)
+
+    def __call__(self, module: Any, inputs: Any, output: Any) -> None:
+        import torch
+
+        states = (output[0] if isinstance(output, tuple) else output)[:, -1, :].float()
+        if self.calls == 0:  # the prefill: the last prompt token (prompts are left-padded)
+            for row, state in zip(self.rows, states.tolist(), strict=True):
+                row.set_prompt_state(self.layer, state)
+            self.sums = torch.zeros_like(states)
+            self.counts = torch.zeros(states.shape[0], device=states.device)
+        else:  # a decode step: the state of the token the row chose last
+            live = torch.tensor([not r.finished for r in self.rows], device=states.device)
+            self.sums += states * live[:, None]
+            self.counts += live
+        self.calls += 1
+
+    def mean(self, row: int) -> list[float] | None:
+        """Return the mean of a row's answer states so far (None: no token fed back yet)."""
+        if self.sums is None or not self.counts[row]:
+            return None
+        return (self.sums[row] / self.counts[row]).tolist()  # type: ignore[no-any-return]
+
+
+@contextmanager
+def _hooked(model: Any, hidden: _HiddenStates | None) -> Generator[None, None, None]:
+    """Run with the hidden-state hook on its layer, when there is one."""
+    if hidden is None:
+        yield
+        return
+    handle = decoder_layers(model)[hidden.layer].register_forward_hook(hidden)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 _ENGINES: dict[int, GenerationEngine] = {}

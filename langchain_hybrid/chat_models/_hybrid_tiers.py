@@ -118,22 +118,30 @@ def takes_timeout(runnable: Any) -> bool:
 def local_options(
     local: BaseChatModel, policy: RoutingPolicy, kwargs: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Ask the local tier for two alternatives per token when the scorer reads the margin.
+    """Ask the local tier for what the policy reads: alternatives, hidden states.
 
     A margin-reading scorer (``margin``, or a learned one weighting it) judges every
     answer without alternatives as ``no_logprobs``; a local tier that takes
     ``top_logprobs`` but was built with fewer than 2 gets 2 on the calls made for it.
+    A probe scorer or a ``before_generation`` gate reads hidden states: a local tier that
+    can report them (``ChatTransformers``) is asked to.
 
     Example:
         >>> from langchain_core.language_models import FakeListChatModel
         >>> local_options(FakeListChatModel(responses=["x"]), RoutingPolicy(), {})
         {}
     """
-    if not policy.scorer.needs_top_logprobs or "top_logprobs" in kwargs:
-        return {}
-    if "top_logprobs" not in type(local).model_fields:
-        return {}
-    return {"top_logprobs": 2} if (getattr(local, "top_logprobs", None) or 0) < 2 else {}
+    fields = type(local).model_fields
+    options: dict[str, Any] = {}
+    wants_hidden = policy.scorer.needs_hidden_states or policy.before_generation is not None
+    if wants_hidden and "hidden_states" in fields and "hidden_states" not in kwargs:
+        options["hidden_states"] = True
+    few = (getattr(local, "top_logprobs", None) or 0) < 2
+    if policy.scorer.needs_top_logprobs and "top_logprobs" in fields and few:
+        options.setdefault("top_logprobs", 2)
+    if "top_logprobs" in kwargs:
+        options.pop("top_logprobs", None)
+    return options
 
 
 def token_counter(local: BaseChatModel) -> Callable[[list[BaseMessage]], int] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from dataclasses import replace
@@ -337,6 +338,22 @@ class ChatHybrid(BaseChatModel):
     def _cloud_tier(cls, cloud: Any) -> Any:
         """Build the cloud tier from a model name; a missing cloud is one clear error."""
         return cloud_tier(cloud)
+
+    @model_validator(mode="after")
+    def _policy_fits_local(self) -> ChatHybrid:
+        """Warn when the policy was calibrated on another local model (or adapter)."""
+        fitted = (self.policy.fitted_on or {}).get("model")
+        local = route.model_label(self.local)
+        if isinstance(fitted, str) and local and fitted != local:
+            warnings.warn(
+                f"The routing policy was calibrated on the local model {fitted!r}, but the "
+                f"local tier is {local!r}: its confidence scale differs, so the threshold "
+                "does not mean what it was fitted to mean. Recalibrate on this model "
+                "(langchain-hybrid calibrate), or deploy the model the policy names.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self
 
     @property
     def routing_policy(self) -> RoutingPolicy:

@@ -8,6 +8,7 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -63,9 +64,11 @@ from langchain_hybrid.chat_models._tools import (
 from langchain_hybrid.errors import (
     ChatTemplateMissingError,
     ContextWindowExceededError,
+    InvalidCallOptionError,
     InvalidMessagesError,
     UnsupportedCallOptionError,
 )
+from langchain_hybrid.hidden_states import HIDDEN_STATE_KEY
 from langchain_hybrid.routing.inputs import check_call_options, check_messages, check_stop
 
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
@@ -287,6 +290,11 @@ class ChatTransformers(BaseChatModel):
     quantization: Quantization | None = None
     """Lower-precision weights: "int8" (CPU or GPU), "dynamic-int8" (CPU) or "4bit" (CUDA)."""
 
+    adapter: str | None = None
+    """A tuned adapter folder (``langchain-hybrid tune``'s output, peft's format), merged
+    into the weights at load (decoding runs at the base model's speed). ``model_name``
+    becomes ``<base>+<adapter>@<sha8>``; needs ``pip install 'langchain-hybrid[tune]'``."""
+
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature; 0 decodes greedily."""
 
@@ -328,6 +336,17 @@ class ChatTransformers(BaseChatModel):
     the model is only prompted with the schema.
     """
 
+    hidden_states: bool = False
+    """Report the model's own hidden states with each answer (``response_metadata``).
+
+    Read from the forward passes generation makes anyway (no extra pass): the state of
+    ``hidden_state_layer`` at the last prompt token and its mean over the answer's tokens,
+    the features a calibrated probe scorer reads (see :mod:`langchain_hybrid.hidden_states`).
+    """
+
+    hidden_state_layer: int | None = None
+    """The decoder layer whose states are reported (default: two thirds of the way up)."""
+
     _loaded: LoadedModel = PrivateAttr()
     _engine: GenerationEngine = PrivateAttr()
 
@@ -357,6 +376,8 @@ class ChatTransformers(BaseChatModel):
     @model_validator(mode="after")
     def _load(self) -> ChatTransformers:
         check_quantization(self.quantization, self.device, self.dtype)  # before weights load
+        if self.hidden_state_layer is not None and not self.hidden_states:
+            raise ValueError("hidden_state_layer needs hidden_states=True")
         self._loaded = load_model(
             ModelSpec(
                 model=self.model,
@@ -366,6 +387,7 @@ class ChatTransformers(BaseChatModel):
                 device=self.device,
                 trust_remote_code=self.trust_remote_code,
                 quantization=self.quantization,
+                adapter=str(Path(self.adapter).expanduser().resolve()) if self.adapter else None,
             ),
             verbose=self.verbose,
         )
@@ -402,7 +424,21 @@ class ChatTransformers(BaseChatModel):
             "device": str(self._loaded.device),
             "dtype": self.dtype,
             "quantization": self.quantization,
+            "hidden_state_layer": self._hidden_layer() if self.hidden_states else None,
         }
+
+    def _hidden_layer(self) -> int:
+        """Return the layer whose states are reported (``hidden_state_layer``, or its default)."""
+        n_layers = int(getattr(self._loaded.model.config, "num_hidden_layers", 0) or 0)
+        layer = self.hidden_state_layer
+        if layer is None:
+            return max(0, (2 * n_layers) // 3)
+        if n_layers and not -n_layers <= layer < n_layers:
+            raise ValueError(
+                f"hidden_state_layer={layer} is outside the {n_layers} decoder layers of "
+                f"{self.model_name!r}; choose 0 to {n_layers - 1} (or leave it unset)."
+            )
+        return layer % n_layers if n_layers else layer
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
@@ -602,7 +638,11 @@ class ChatTransformers(BaseChatModel):
                 f"supported: {sorted(_CALL_OPTIONS)}."
             )
         fmt = OutputFormat.from_call_options(kwargs)
-        kwargs = check_call_options({k: v for k, v in kwargs.items() if k not in _FORMAT_OPTIONS})
+        hidden = kwargs.get("hidden_states", self.hidden_states)
+        if not isinstance(hidden, bool):
+            raise InvalidCallOptionError(f"hidden_states must be True or False, got {hidden!r}")
+        local_only = {*_FORMAT_OPTIONS, "hidden_states"}
+        kwargs = check_call_options({k: v for k, v in kwargs.items() if k not in local_only})
         stop = check_stop(stop)
         prompt_ids = self._prompt_ids(messages, fmt)
         constraint = None
@@ -617,6 +657,7 @@ class ChatTransformers(BaseChatModel):
             top_k=kwargs.get("top_k", self.top_k),
             seed=kwargs.get("seed", self.seed),
             top_logprobs=int(kwargs.get("top_logprobs", self.top_logprobs)),
+            hidden_layer=self._hidden_layer() if hidden else None,
         )
         window = self.context_window
         if window is not None and len(prompt_ids) + settings.max_new_tokens > window:
@@ -650,6 +691,8 @@ class ChatTransformers(BaseChatModel):
         }
         if self.logprobs:
             metadata["logprobs"] = {"content": result.logprobs}
+        if result.hidden is not None:
+            metadata[HIDDEN_STATE_KEY] = dict(result.hidden)
         return metadata
 
     @staticmethod
@@ -679,6 +722,8 @@ class ChatTransformers(BaseChatModel):
         metadata: dict[str, Any] = {}
         if self.logprobs and delta.logprobs:
             metadata["logprobs"] = {"content": delta.logprobs}
+        if delta.hidden is not None:  # the state before generation: its own, first chunk
+            metadata[HIDDEN_STATE_KEY] = dict(delta.hidden)
         text, calls = replies.feed(delta.text)
         if delta.result is None:
             if not text and not calls and not metadata:
@@ -692,6 +737,10 @@ class ChatTransformers(BaseChatModel):
         text, calls = text + rest, calls + more
         final = self._metadata(delta.result, called=replies.index > 0)
         final.pop("logprobs", None)
+        # The first chunk carried the rest of the hidden state: chunks add up to the whole.
+        hidden = final.pop(HIDDEN_STATE_KEY, None)
+        if hidden is not None and "answer_mean" in hidden:
+            final[HIDDEN_STATE_KEY] = {"answer_mean": hidden["answer_mean"]}
         metadata.update(final)
         return ChatGenerationChunk(
             message=AIMessageChunk(
@@ -875,6 +924,7 @@ _FORMAT_OPTIONS = frozenset(
 _CALL_OPTIONS = (
     frozenset({"max_tokens", "temperature", "top_p", "top_k", "seed", "top_logprobs", "timeout"})
     | _FORMAT_OPTIONS
+    | {"hidden_states"}
 )
 
 

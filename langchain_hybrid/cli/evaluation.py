@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -169,6 +170,12 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
         "{model: {input_per_1m, output_per_1m}}",
     )
     out.add_argument("--output", metavar="FILE", help="write the report as JSON")
+    out.add_argument(
+        "--base-row",
+        action="store_true",
+        help="with --adapter: also run the local model without it, as its own row "
+        "('Local-only (base)'), to see what tuning changed",
+    )
     add_progress_option(out)
 
 
@@ -209,6 +216,11 @@ def run_eval(args: argparse.Namespace) -> int:
     records = load_records(args.records) if args.records else None
     known = {r.example_id for r in records or ()}
     local = _local_model(args) if any(ex.id not in known for ex in examples) else None
+    if args.base_row and not args.adapter:
+        raise CommandError("--base-row compares the model with its --adapter: give --adapter")
+    base = None
+    if args.base_row:
+        base = build_local_model(args, top_logprobs=args.top_logprobs, adapter=None)
     report = evaluate(
         examples,
         local=local,
@@ -218,6 +230,7 @@ def run_eval(args: argparse.Namespace) -> int:
         max_tokens=max_tokens,
         records=records,
         dataset=Path(args.data).name,
+        base=base,
         **_batching(args),
     )
     if args.save_records:
@@ -348,7 +361,8 @@ def _local_records(args: argparse.Namespace, examples: Sequence[Any], max_tokens
             missing, _local_model(args), max_tokens=max_tokens, **_batching(args)
         )
         by_id.update((r.example_id, r) for r in collected)
-    return [by_id[ex.id] for ex in examples]
+    # The data's groups (--group-by) hold, whatever saved records say.
+    return [dataclasses.replace(by_id[ex.id], group=ex.group_key) for ex in examples]
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ Example:
     >>> parser = argparse.ArgumentParser()
     >>> add_model_options(parser.add_argument_group("local model"))
     >>> model_settings(parser.parse_args(["--dtype", "bfloat16"]))
-    {'model': None, 'device': 'cpu', 'dtype': 'bfloat16', 'quantization': None}
+    {'model': None, 'device': 'cpu', 'dtype': 'bfloat16', 'quantization': None, 'adapter': None}
 """
 
 from __future__ import annotations
@@ -69,14 +69,15 @@ seconds = _checked(float, lambda v: v >= 0, "seconds >= 0", unreadable="seconds 
 
 #: The destinations of the options only the built-in local model reads: a factory that
 #: builds its own model would ignore them, so they are refused next to one.
-BUILT_IN_MODEL_OPTIONS = ("local_model", "dtype", "quantization")
+BUILT_IN_MODEL_OPTIONS = ("local_model", "dtype", "quantization", "adapter")
 
 
 def add_model_options(group: argparse._ArgumentGroup) -> None:
     """Add the options that choose the built-in local model and how it runs.
 
-    ``--local-model``, ``--device``, ``--dtype`` and ``--quantization``; every command
-    that builds the local model takes them, and :func:`model_settings` reads them.
+    ``--local-model``, ``--adapter``, ``--device``, ``--dtype`` and ``--quantization``;
+    every command that builds the local model takes them, and :func:`model_settings`
+    reads them.
     """
     from langchain_hybrid._models import DEFAULT_MODEL_NAME, QUANTIZATIONS
 
@@ -84,6 +85,12 @@ def add_model_options(group: argparse._ArgumentGroup) -> None:
         "--local-model",
         metavar="ID",
         help=f"Hugging Face model id or local path (default: the embedded {DEFAULT_MODEL_NAME})",
+    )
+    group.add_argument(
+        "--adapter",
+        metavar="DIR",
+        help="a tuned adapter folder (written by 'tune'), merged into the local model; "
+        "deploy it with the policy calibrated on it",
     )
     group.add_argument(
         "--device", default="cpu", help="device of the local model: cpu, cuda, mps, auto"
@@ -133,6 +140,7 @@ def model_settings(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "dtype": args.dtype,
         "quantization": args.quantization,
+        "adapter": args.adapter,
     }
 
 
@@ -145,7 +153,7 @@ def build_local_model(args: argparse.Namespace, **settings: Any) -> Any:
     """
     from langchain_hybrid.chat_models.transformers import ChatTransformers
 
-    return ChatTransformers(**model_settings(args), **settings)
+    return ChatTransformers(**{**model_settings(args), **settings})
 
 
 def build_from_factory(args: argparse.Namespace, flag: str) -> Any:
@@ -182,7 +190,7 @@ def build_from_factory(args: argparse.Namespace, flag: str) -> Any:
 def add_data_options(
     parser: argparse.ArgumentParser, *, data_help: str, limit_help: str, seed_note: str = ""
 ) -> None:
-    """Add the ``data`` options (``--data``, ``--limit``, ``--seed``) of a command reading data.
+    """Add the ``data`` options (``--data``, ``--limit``, ``--seed``, ``--group-by``).
 
     Args:
         parser: The command's parser.
@@ -200,6 +208,13 @@ def add_data_options(
         help="with --limit, a random sample of N rows drawn with seed S (default: first N)"
         + seed_note,
     )
+    data.add_argument(
+        "--group-by",
+        metavar="FIELD",
+        help="the field naming what rows are not independent of, held out together when "
+        "routing figures are validated (default: the row's 'group', else the passage's "
+        "article 'title', else the passage; rows with none are groups of their own)",
+    )
 
 
 def load_examples(args: argparse.Namespace) -> list[Any]:
@@ -212,7 +227,7 @@ def load_examples(args: argparse.Namespace) -> list[Any]:
 
     if args.seed is not None and args.limit is None:
         raise CommandError("--seed samples rows, so it needs --limit N")
-    return load_dataset(args.data, limit=args.limit, seed=args.seed)
+    return load_dataset(args.data, limit=args.limit, seed=args.seed, group_by=args.group_by)
 
 
 def add_progress_option(group: argparse._ArgumentGroup) -> None:

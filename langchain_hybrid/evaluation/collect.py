@@ -165,6 +165,10 @@ def collect_local(
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     grader = grader or grade
+    # An in-process local tier reports its hidden states too: a probe can then be fitted.
+    options: dict[str, Any] = {"max_tokens": max_tokens}
+    if "hidden_states" in getattr(type(local), "model_fields", {}):
+        options["hidden_states"] = True
     records: list[LocalRecord] = []
     bar = progress_bar(len(examples), "local model", progress)
     try:
@@ -174,7 +178,7 @@ def collect_local(
             timers = [_Timer() for _ in chunk]
             configs: list[RunnableConfig] = [{"callbacks": [t]} for t in timers]
             inputs: list[LanguageModelInput] = [list(p) for p in prompts]
-            outputs = local.batch(inputs, configs, return_exceptions=True, max_tokens=max_tokens)
+            outputs = local.batch(inputs, configs, return_exceptions=True, **options)
             for ex, prompt, timer, output in zip(chunk, prompts, timers, outputs, strict=True):
                 if isinstance(output, BaseException):
                     logger.warning("local model failed on example %s: %s", ex.id, output)
@@ -192,6 +196,7 @@ def collect_local(
                         correct=correct,
                         latency_s=timer.seconds,
                         max_tokens=max_tokens,
+                        group=ex.group_key,
                     )
                 )
             bar.update(len(chunk))

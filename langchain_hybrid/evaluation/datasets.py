@@ -10,8 +10,12 @@ One example per line, in any of these shapes (extra keys are ignored):
   {"response": str, "correct": bool}}}`` (``recorded`` optional; task ``"math"``).
 
 A row may name its ``task`` (``"short"`` or ``"math"``) and its ``id``; without an id it
-is ``"<file stem>-<line>"``. Recorded cloud answers may also give ``prompt_tokens``,
-``completion_tokens`` and ``latency_s``. Files written with ``Example.to_dict`` load too.
+is ``"<file stem>-<line>"``. Its ``group`` (what it is not independent of, held out together
+when routing figures are validated) is the row's ``group`` field, else, for a row over a
+passage, the passage's article (``title``) if the row names one and the passage itself
+otherwise; ``load_dataset(path, group_by="field")`` takes any other field instead.
+Recorded cloud answers may also give ``prompt_tokens``, ``completion_tokens`` and
+``latency_s``. Files written with ``Example.to_dict`` load too.
 
 Example:
     >>> import os, tempfile
@@ -26,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -88,13 +93,16 @@ def _recorded(value: Any) -> dict[str, CloudRecord]:
     return out
 
 
-def example_from_row(row: Any, default_id: str) -> Example:
+def example_from_row(row: Any, default_id: str, group_by: str | None = None) -> Example:
     """Turn one parsed row into an :class:`Example`; ``ValueError`` says what is wrong.
 
+    ``group_by`` names the field that gives the example's group (see the module docstring).
+
     Example:
-        >>> example_from_row({"question": "Who?", "answers": [], "context": "x",
-        ...                   "answerable": False}, "r1").answerable
-        False
+        >>> ex = example_from_row({"question": "Who?", "answers": [], "context": "x",
+        ...                        "answerable": False, "title": "Normans"}, "r1")
+        >>> ex.answerable, ex.group
+        (False, 'title:Normans')
     """
     if not isinstance(row, Mapping):
         raise ValueError(f"expected a JSON object, got {type(row).__name__}")
@@ -128,11 +136,35 @@ def example_from_row(row: Any, default_id: str) -> Example:
         answerable=row.get("answerable", True),
         task=task or "short",
         recorded=_recorded(row.get("recorded") or {}),
+        group=_group(row, group_by),
     )
 
 
+def _group(row: Mapping[str, Any], group_by: str | None) -> str | None:
+    """Return the row's group: the ``group_by`` field, else its group, article or passage."""
+    if group_by is not None:
+        if row.get(group_by) is None:
+            raise ValueError(f"missing field {group_by!r} (the --group-by field)")
+        return f"{group_by}:{_as_key(row[group_by])}"
+    for key in ("group", "title"):
+        if row.get(key) is not None:
+            return f"{key}:{_as_key(row[key])}"
+    context = row.get("context")
+    if isinstance(context, str):  # the passage itself, by a short digest of its text
+        return f"passage:{hashlib.sha256(context.encode()).hexdigest()[:12]}"
+    return None
+
+
+def _as_key(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def load_dataset(
-    path: str | Path, *, limit: int | None = None, seed: int | None = None
+    path: str | Path,
+    *,
+    limit: int | None = None,
+    seed: int | None = None,
+    group_by: str | None = None,
 ) -> list[Example]:
     r"""Load the examples of a JSON Lines file (shapes in the module docstring).
 
@@ -141,6 +173,9 @@ def load_dataset(
         limit: keep at most this many examples: the first ``limit`` rows, or with ``seed`` a
             random sample of ``limit`` rows (the same for the same seed), in file order.
         seed: the seed of the sample (only with ``limit``).
+        group_by: the field that names each row's group (default: ``group``, else the
+            article ``title``, else the passage ``context``; rows without one are groups
+            of their own).
 
     Raises :class:`~langchain_hybrid.errors.DatasetError` naming the file and line for a
     malformed line, a missing field, a value of the wrong type, a repeated id or an empty
@@ -169,7 +204,7 @@ def load_dataset(
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg}); {_FIX}") from e
             try:
-                example = example_from_row(row, f"{path.stem}-{number}")
+                example = example_from_row(row, f"{path.stem}-{number}", group_by)
             except ValueError as e:
                 raise DatasetError(f"{path}:{number}: {e}; {_FIX}") from e
             if example.id in lines:

@@ -45,10 +45,12 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_hybrid.costs import PriceTable, token_usage
 from langchain_hybrid.errors import DatasetError
-from langchain_hybrid.evaluation.collect import _Timer, collect_local, progress_bar, prompt_for
-from langchain_hybrid.evaluation.graders import Grader, grade
+from langchain_hybrid.evaluation.collect import _Timer, collect_local, progress_bar
+from langchain_hybrid.evaluation.graders import Grader, declines, grade
 from langchain_hybrid.evaluation.records import Example, LocalRecord, prompt_digest
 from langchain_hybrid.evaluation.report import SYSTEMS, EvaluationReport, System, SystemRow
+from langchain_hybrid.evaluation.statistics import auroc, grouped_auroc_interval
+from langchain_hybrid.hidden_states import hidden_vectors
 from langchain_hybrid.logprobs import message_logprobs
 from langchain_hybrid.routing.confidence import (
     ConfidenceScorer,
@@ -363,6 +365,31 @@ def _default_scorers() -> dict[str, ConfidenceScorer]:
     return scorers
 
 
+def scorer_scores(
+    records: Sequence[LocalRecord],
+    scorers: Mapping[str, ConfidenceScorer] | None = None,
+) -> dict[str, list[float]]:
+    """Return each scorer's score of every record, as the live route computes it.
+
+    ``scorers`` defaults to every registered scorer that needs no fitted parameters.
+    Scorers read the answer's log-probs, text, finish reason, prompt and hidden states.
+    """
+    scorers = _default_scorers() if scorers is None else dict(scorers)
+    return {
+        name: [
+            scorer.score(
+                message_logprobs(r.answer),
+                answer_text(r.answer),
+                finish_reason=r.answer.response_metadata.get("finish_reason"),
+                prompt=prompt_text(list(r.prompt)),
+                hidden=hidden_vectors(r.answer.response_metadata),
+            ).score
+            for r in records
+        ]
+        for name, scorer in scorers.items()
+    }
+
+
 def scorer_aurocs(
     records: Sequence[LocalRecord],
     scorers: Mapping[str, ConfidenceScorer] | None = None,
@@ -383,28 +410,28 @@ def scorer_aurocs(
         >>> scorer_aurocs(records)["mean_logprob"]
         1.0
     """
-    from sklearn.metrics import roc_auc_score
-
-    scorers = _default_scorers() if scorers is None else dict(scorers)
     labels = [r.correct for r in records]
-    if len(set(labels)) < 2:
-        return dict.fromkeys(scorers)
-    out: dict[str, float | None] = {}
-    for name, scorer in scorers.items():
-        scores = [
-            scorer.score(
-                message_logprobs(r.answer),
-                answer_text(r.answer),
-                finish_reason=r.answer.response_metadata.get("finish_reason"),
-                prompt=prompt_text(list(r.prompt)),
-            ).score
-            for r in records
-        ]
-        if len(set(scores)) < 2:
-            out[name] = None  # one score for all (e.g. margins without top_logprobs)
-            continue
-        out[name] = float(roc_auc_score(labels, scores))
-    return out
+    return {
+        name: auroc(labels, scores) if len(set(scores)) > 1 else None
+        for name, scores in scorer_scores(records, scorers).items()
+    }
+
+
+def _aurocs(
+    records: Sequence[LocalRecord], policy: RoutingPolicy
+) -> tuple[dict[str, float | None], dict[str, tuple[float, float] | None]]:
+    """Every scorer's AUROC (the policy's own as ``policy``) with its 95% interval by group."""
+    scores = scorer_scores(records)
+    scores["policy"] = scorer_scores(records, {"policy": policy.scorer})["policy"]
+    labels = [r.correct for r in records]
+    groups = [r.group_key for r in records]
+    values: dict[str, float | None] = {}
+    intervals: dict[str, tuple[float, float] | None] = {}
+    for name, s in scores.items():
+        constant = len(set(s)) < 2  # one score for all (e.g. margins without top_logprobs)
+        values[name] = None if constant else auroc(labels, s)
+        intervals[name] = None if constant else grouped_auroc_interval(labels, s, groups)
+    return values, intervals
 
 
 @dataclass(frozen=True)
@@ -415,6 +442,7 @@ class _Outcome:
     cost: float
     latency: float | None
     cloud: bool
+    declined: bool | None = None  # whether the answer declines (None: no text to tell)
 
 
 def _local_cost(record: LocalRecord, prices: PriceTable) -> float:
@@ -455,23 +483,33 @@ def _decide(record: LocalRecord, policy: RoutingPolicy) -> _Decision:
     return _Decision(verdict.escalate, verdict.reason, verdict)
 
 
+def _local_outcome(record: LocalRecord, prices: PriceTable) -> _Outcome:
+    """Return the local answer's outcome: its correctness, cost, latency and declining."""
+    declined = _declines(str(record.answer.text))
+    return _Outcome(float(record.correct), _local_cost(record, prices), record.latency_s, False,
+                    declined)  # fmt: skip
+
+
+def _declines(text: str | None) -> bool | None:
+    return None if text is None else declines(text)
+
+
 def _hybrid_outcome(
-    record: LocalRecord,
-    decision: _Decision,
-    cloud: CloudAnswer,
-    local_cost: float,
-    cloud_cost: float,
+    record: LocalRecord, decision: _Decision, cloud: _Outcome, local: _Outcome
 ) -> _Outcome:
     if not decision.escalate:
-        return _Outcome(float(record.correct), local_cost, record.latency_s, False)
-    if decision.verdict is None:  # sent to the cloud before any local generation
-        return _Outcome(cloud.correct, cloud_cost, cloud.latency_s, True)
+        return local
+    if decision.verdict is None or decision.verdict.reason == "predicted_unlikely":
+        # Sent to the cloud before any local generation (a rule, or the prompt gate).
+        return cloud
     attempt = _local_attempt_latency(record, decision.verdict)
-    latency = None if cloud.latency_s is None else attempt + cloud.latency_s
-    return _Outcome(cloud.correct, local_cost + cloud_cost, latency, True)
+    latency = None if cloud.latency is None else attempt + cloud.latency
+    return _Outcome(cloud.correct, local.cost + cloud.cost, latency, True, cloud.declined)
 
 
-def _row(system: System, outcomes: Sequence[_Outcome], baseline_cost: float) -> SystemRow:
+def _row(
+    system: System, outcomes: Sequence[_Outcome], baseline_cost: float, examples: Sequence[Example]
+) -> SystemRow:
     n = len(outcomes)
     latencies = [o.latency for o in outcomes]
     known = [x for x in latencies if x is not None]
@@ -486,7 +524,24 @@ def _row(system: System, outcomes: Sequence[_Outcome], baseline_cost: float) -> 
         cost_avoided_usd=max(0.0, baseline_cost - cost),
         latency_mean_s=sum(known) / n if complete else None,
         latency_p95_s=percentile(known, 95) if complete else None,
+        by_class=_by_class(outcomes, examples),
     )
+
+
+def _by_class(outcomes: Sequence[_Outcome], examples: Sequence[Example]) -> dict[str, Any] | None:
+    """Accuracy on answerable and unanswerable questions over a passage, and declines."""
+    pairs = [(o, ex) for o, ex in zip(outcomes, examples, strict=True) if ex.context is not None]
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for name, answerable in (("answerable", True), ("unanswerable", False)):
+        group = [o.correct for o, ex in pairs if ex.answerable == answerable]
+        out[name] = {"n": len(group), "accuracy": sum(group) / len(group) if group else None}
+    declined = [o.declined for o, _ in pairs]
+    out["decline_rate"] = (
+        None if any(d is None for d in declined) else sum(bool(d) for d in declined) / len(pairs)
+    )
+    return out
 
 
 def fitted_overlap(
@@ -543,6 +598,8 @@ def evaluate(
     batch_size: int = 8,
     progress: bool | None = None,
     dataset: str = "examples",
+    base: BaseChatModel | None = None,
+    base_records: Sequence[LocalRecord] | None = None,
 ) -> EvaluationReport:
     """Compare Cloud-only, Local-only and Hybrid on ``examples``; see the module docstring.
 
@@ -563,11 +620,17 @@ def evaluate(
         batch_size: prompts per ``batch`` call of the local (and live cloud) model.
         progress: show progress bars (None: only when stderr is a terminal).
         dataset: the name the report gives the data.
+        base: a second local model, to compare with ``local`` in a row of its own
+            (``base-local-only``: e.g. the stock model beside its tuned adapter).
+        base_records: its records collected before (examples without one run ``base``).
 
     Rows: kept-local examples count the local answer's correctness, cost and latency;
     escalated ones the cloud's correctness and cost plus the local cost, and the latency of
     the local attempt (up to an early abort, in proportion to the tokens spent) plus the
-    cloud's. Cost avoided is the cloud-only cost minus the row's cost.
+    cloud's. Cost avoided is the cloud-only cost minus the row's cost. On questions over a
+    passage each row also gives its accuracy on answerable and unanswerable questions and
+    how often its answers decline (``by_class``). Each scorer's AUROC comes with a 95%
+    interval from a bootstrap over groups (articles, passages).
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -587,40 +650,10 @@ def evaluate(
     ids = [ex.id for ex in examples]
     if len(set(ids)) != len(ids):
         raise ValueError("example ids must be unique")
-
-    by_id: dict[str, LocalRecord] = {}
-    for record in records or ():
-        by_id[record.example_id] = record
-    missing = [ex for ex in examples if ex.id not in by_id]
     notes: list[str] = []
-    if records is not None:
-        reused = len(examples) - len(missing)
-        notes.append(f"local answers of {reused} examples reused from saved records")
-        limits = {by_id[i].max_tokens for i in ids if i in by_id}
-        if limits - {max_tokens}:
-            notes.append(f"saved records were collected with max_tokens {sorted(limits)}")
-    if missing:
-        if local is None:
-            raise ValueError(
-                f"{len(missing)} examples have no saved record (first: {missing[0].id!r}) and "
-                "no local model was given; pass local= or records for every example"
-            )
-        collected = collect_local(
-            missing,
-            local,
-            max_tokens=max_tokens,
-            batch_size=batch_size,
-            progress=progress,
-            grader=grader,
-        )
-        by_id.update((r.example_id, r) for r in collected)
-        if batch_size > 1:
-            notes.append(
-                f"local latency is each answer's run time inside a batch of {batch_size} "
-                "(batch_size=1 measures one request at a time)"
-            )
-    local_records = [by_id[i] for i in ids]
-    prompts = {ex.id: by_id[ex.id].prompt or prompt_for(ex) for ex in examples}
+    collect = _Collector(examples, max_tokens, batch_size, progress, grader, notes)
+    local_records = collect(records, local, "local")
+    prompts = {r.example_id: r.prompt for r in local_records}
     overlap = fitted_overlap(policy, prompts.values(), dataset)
     if overlap is not None:
         warnings.warn(overlap, UserWarning, stacklevel=2)
@@ -630,68 +663,21 @@ def evaluate(
         notes.append(f"the local model failed on {errors} examples (counted wrong, escalated)")
 
     decisions = {r.example_id: _decide(r, policy) for r in local_records}
-    needed: list[Example]
-    if "cloud-only" in systems:
-        needed = list(examples)
-    elif "hybrid" in systems:
-        needed = [ex for ex in examples if decisions[ex.id].escalate]
-    else:
-        needed = []
+    needed = _cloud_needed(examples, systems, decisions)
+    by_id = {r.example_id: r for r in local_records}
     cloud = cloud_source.answers(needed, prompts, by_id, progress=progress) if needed else {}
     notes.extend(cloud_source.notes(cloud))
-    # Examples the cloud was not asked for never reach it; their placeholder is never used.
-    unused = CloudAnswer(correct=0.0, prompt_tokens=0, completion_tokens=0, latency_s=0.0)
-
-    local_costs = {r.example_id: _local_cost(r, prices) for r in local_records}
-    cloud_costs = {i: _cloud_cost(a, cloud_source.model, prices) for i, a in cloud.items()}
-    cloud_outcomes = [
-        _Outcome(cloud[i].correct, cloud_costs[i], cloud[i].latency_s, True)
-        for i in ids
-        if i in cloud
-    ]
-    local_outcomes = [
-        _Outcome(float(r.correct), local_costs[r.example_id], r.latency_s, False)
-        for r in local_records
-    ]
-    reasons: Counter[str] = Counter()
-    hybrid_outcomes: list[_Outcome] = []
-    if "hybrid" in systems:
-        for r in local_records:
-            decision = decisions[r.example_id]
-            hybrid_outcomes.append(
-                _hybrid_outcome(
-                    r,
-                    decision,
-                    cloud.get(r.example_id, unused),
-                    local_costs[r.example_id],
-                    cloud_costs.get(r.example_id, 0.0),
-                )
-            )
-            reasons[decision.reason] += 1
-    baseline = sum(o.cost for o in cloud_outcomes) if "cloud-only" in systems else 0.0
-    outcomes: dict[System, list[_Outcome]] = {
-        "cloud-only": cloud_outcomes,
-        "local-only": local_outcomes,
-        "hybrid": hybrid_outcomes,
-    }
-    rows = [_row(s, outcomes[s], baseline) for s in SYSTEMS if s in systems]
+    outcomes = _outcomes(local_records, decisions, cloud, cloud_source.model, prices, systems)
+    if base is not None or base_records is not None:
+        base_list = collect(base_records, base, "base")
+        outcomes["base-local-only"] = [_local_outcome(r, prices) for r in base_list]
+    baseline = sum(o.cost for o in outcomes["cloud-only"]) if "cloud-only" in systems else 0.0
+    order: tuple[System, ...] = ("cloud-only", "local-only", "base-local-only", "hybrid")
+    rows = [_row(s, outcomes[s], baseline, examples) for s in order if outcomes.get(s)]
     if "cloud-only" not in systems:
         notes.append("cost avoided needs the cloud-only row; shown as 0")
-
-    auroc = scorer_aurocs(local_records)
-    auroc["policy"] = scorer_aurocs(local_records, {"policy": policy.scorer})["policy"]
-    local_model = next(
-        (str(r.answer.response_metadata.get("model_name")) for r in local_records
-         if r.answer.response_metadata.get("model_name")),
-        None,
-    )  # fmt: skip
-    settings: dict[str, Any] = {
-        "policy": policy.to_dict(),
-        "max_tokens": max_tokens,
-        "local_model": local_model,
-        "cloud_model": cloud_source.model,
-        "prices": {cloud_source.model: _price_of(prices, cloud_source.model)},
-    }
+    auroc, auroc_ci = _aurocs(local_records, policy)
+    reasons = Counter(decisions[i].reason for i in ids) if "hybrid" in systems else Counter()
     return EvaluationReport(
         dataset=dataset,
         n=len(examples),
@@ -700,9 +686,121 @@ def evaluate(
         auroc=auroc,
         reasons=dict(reasons),
         notes=tuple(notes),
-        settings=settings,
+        settings=_settings(policy, max_tokens, local_records, cloud_source.model, prices),
         records=tuple(local_records),
+        auroc_ci=auroc_ci,
     )
+
+
+@dataclass
+class _Collector:
+    """Collects the local records ``evaluate`` needs (reusing saved ones), with notes."""
+
+    examples: Sequence[Example]
+    max_tokens: int
+    batch_size: int
+    progress: bool | None
+    grader: Grader | None
+    notes: list[str]
+
+    def __call__(
+        self, records: Sequence[LocalRecord] | None, model: BaseChatModel | None, what: str
+    ) -> list[LocalRecord]:
+        """Return one record per example: saved in ``records``, else answered by ``model``."""
+        by_id = {r.example_id: r for r in records or ()}
+        missing = [ex for ex in self.examples if ex.id not in by_id]
+        if records is not None:
+            reused = len(self.examples) - len(missing)
+            self.notes.append(f"{what} answers of {reused} examples reused from saved records")
+            limits = {by_id[ex.id].max_tokens for ex in self.examples if ex.id in by_id}
+            if limits - {self.max_tokens}:
+                self.notes.append(f"saved records were collected with max_tokens {sorted(limits)}")
+        if missing:
+            if model is None:
+                raise ValueError(
+                    f"{len(missing)} examples have no saved record (first: {missing[0].id!r}) "
+                    f"and no {what} model was given; pass the model or records for every "
+                    "example"
+                )
+            collected = collect_local(
+                missing,
+                model,
+                max_tokens=self.max_tokens,
+                batch_size=self.batch_size,
+                progress=self.progress,
+                grader=self.grader,
+            )
+            by_id.update((r.example_id, r) for r in collected)
+            if self.batch_size > 1 and what == "local":
+                self.notes.append(
+                    f"local latency is each answer's run time inside a batch of "
+                    f"{self.batch_size} (batch_size=1 measures one request at a time)"
+                )
+        return [by_id[ex.id] for ex in self.examples]
+
+
+def _cloud_needed(
+    examples: Sequence[Example], systems: Collection[System], decisions: Mapping[str, _Decision]
+) -> list[Example]:
+    """Return the examples the cloud must answer: all for cloud-only, else the escalated."""
+    if "cloud-only" in systems:
+        return list(examples)
+    if "hybrid" in systems:
+        return [ex for ex in examples if decisions[ex.id].escalate]
+    return []
+
+
+def _outcomes(
+    local_records: Sequence[LocalRecord],
+    decisions: Mapping[str, _Decision],
+    cloud: Mapping[str, CloudAnswer],
+    cloud_model: str,
+    prices: PriceTable,
+    systems: Collection[System],
+) -> dict[System, list[_Outcome]]:
+    """Each system's outcome on each example (an empty list for a system not asked for)."""
+    cloud_costs = {i: _cloud_cost(a, cloud_model, prices) for i, a in cloud.items()}
+    cloud_outcomes = {
+        i: _Outcome(a.correct, cloud_costs[i], a.latency_s, True, _declines(a.text))
+        for i, a in cloud.items()
+    }
+    local_outcomes = [_local_outcome(r, prices) for r in local_records]
+    # Examples the cloud was not asked for never reach it; their placeholder is never used.
+    unused = _Outcome(0.0, 0.0, 0.0, True)
+    hybrid = [
+        _hybrid_outcome(r, decisions[r.example_id], cloud_outcomes.get(r.example_id, unused), o)
+        for r, o in zip(local_records, local_outcomes, strict=True)
+    ]
+    ids = [r.example_id for r in local_records]
+    return {
+        "cloud-only": [cloud_outcomes[i] for i in ids if i in cloud_outcomes]
+        if "cloud-only" in systems
+        else [],
+        "local-only": local_outcomes if "local-only" in systems else [],
+        "hybrid": hybrid if "hybrid" in systems else [],
+    }
+
+
+def _settings(
+    policy: RoutingPolicy,
+    max_tokens: int,
+    records: Sequence[LocalRecord],
+    cloud_model: str,
+    prices: PriceTable,
+) -> dict[str, Any]:
+    """Return what produced the report: policy, token limit, models, the cloud's prices."""
+    local_model = next(
+        (str(r.answer.response_metadata.get("model_name")) for r in records
+         if r.answer.response_metadata.get("model_name")),
+        None,
+    )  # fmt: skip
+    return {
+        "policy": policy.to_dict(),
+        "max_tokens": max_tokens,
+        "local_model": local_model,
+        "cloud_model": cloud_model,
+        "prices": {cloud_model: _price_of(prices, cloud_model)},
+    }
 
 
 def _price_of(prices: PriceTable, model: str) -> dict[str, float] | None:

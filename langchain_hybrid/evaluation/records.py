@@ -176,6 +176,9 @@ class Example:
             declines).
         task: ``"short"`` (a short factual answer) or ``"math"`` (a final number).
         recorded: recorded cloud answers by model name.
+        group: what the example is not independent of (its article or passage): rows of
+            one group are held out together when routing figures are validated. None: the
+            example is a group of its own (see :attr:`group_key`).
 
     Example:
         >>> ex = Example(id="1", question="2+2?", answers=("4",), task="math")
@@ -190,6 +193,17 @@ class Example:
     answerable: bool = True
     task: Task = "short"
     recorded: Mapping[str, CloudRecord] = field(default_factory=dict)
+    group: str | None = None
+
+    @property
+    def group_key(self) -> str:
+        """The group validation holds out together: ``group``, else the example itself.
+
+        Example:
+            >>> Example(id="1", question="Who?", answers=("Ada",)).group_key
+            'example:1'
+        """
+        return self.group if self.group is not None else f"example:{self.id}"
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -214,6 +228,8 @@ class Example:
         ):
             raise ValueError("recorded must map model names to CloudRecord")
         object.__setattr__(self, "recorded", dict(self.recorded))
+        if self.group is not None and not isinstance(self.group, str):
+            raise ValueError(f"group must be a string or None, got {type(self.group).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict of every field.
@@ -230,6 +246,7 @@ class Example:
             "answerable": self.answerable,
             "task": self.task,
             "recorded": {name: r.to_dict() for name, r in self.recorded.items()},
+            "group": self.group,
         }
 
     @classmethod
@@ -256,6 +273,7 @@ class Example:
             answerable=data.get("answerable", True),
             task=data.get("task", "short"),
             recorded={name: CloudRecord.from_dict(r) for name, r in recorded.items()},
+            group=data.get("group"),
         )
 
 
@@ -267,7 +285,8 @@ class LocalRecord:
     ``logprobs`` (OpenAI's shape) and ``finish_reason``, ``usage_metadata`` the tokens.
     ``prompt`` is what the local model was sent; ``max_tokens`` its token limit, which
     :meth:`~langchain_hybrid.routing.policy.RoutingPolicy.judge` needs to replay the live
-    decision exactly.
+    decision exactly. ``group`` is the example's (:attr:`Example.group_key`): calibration
+    holds records of one group out together.
 
     Example:
         >>> from langchain_core.messages import AIMessage, HumanMessage
@@ -284,6 +303,12 @@ class LocalRecord:
     correct: bool
     latency_s: float
     max_tokens: int
+    group: str | None = None
+
+    @property
+    def group_key(self) -> str:
+        """The group validation holds out together: ``group``, else the record itself."""
+        return self.group if self.group is not None else f"example:{self.example_id}"
 
     def __post_init__(self) -> None:
         if not isinstance(self.example_id, str) or not self.example_id:
@@ -316,6 +341,7 @@ class LocalRecord:
             "correct": self.correct,
             "latency_s": self.latency_s,
             "max_tokens": self.max_tokens,
+            "group": self.group,
         }
 
     @classmethod
@@ -348,6 +374,7 @@ class LocalRecord:
             correct=data["correct"],
             latency_s=data["latency_s"],
             max_tokens=data["max_tokens"],
+            group=data.get("group"),
         )
 
 

@@ -22,13 +22,13 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from langchain_hybrid.evaluation.records import LocalRecord
+from langchain_hybrid.evaluation.statistics import wilson_interval
 
 __all__ = [
     "SYSTEMS",
@@ -39,33 +39,15 @@ __all__ = [
 ]
 
 #: The systems a report compares, in table order.
-System = Literal["cloud-only", "local-only", "hybrid"]
+System = Literal["cloud-only", "local-only", "base-local-only", "hybrid"]
+#: The systems a report computes by default (``base-local-only`` needs a second model).
 SYSTEMS: tuple[System, ...] = ("cloud-only", "local-only", "hybrid")
 _TITLES: dict[str, str] = {
     "cloud-only": "Cloud-only",
     "local-only": "Local-only",
+    "base-local-only": "Local-only (base)",
     "hybrid": "Hybrid",
 }
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Return the Wilson score interval (95% by default) of a proportion, as fractions.
-
-    ``successes`` may be fractional (an expected count, when a cloud accuracy is assumed).
-
-    Example:
-        >>> [round(x, 3) for x in wilson_interval(8, 10)]
-        [0.49, 0.943]
-        >>> wilson_interval(0, 0)
-        (0.0, 1.0)
-    """
-    if n <= 0:
-        return 0.0, 1.0
-    p = min(1.0, max(0.0, successes / n))
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -74,6 +56,9 @@ class SystemRow:
 
     ``latency_mean_s`` and ``latency_p95_s`` are None when some latency is unknown (e.g. a
     replayed cloud without recorded latencies); ``accuracy_ci`` is the 95% Wilson interval.
+    ``by_class`` (questions over a passage only): ``answerable`` and ``unanswerable``, each
+    ``{"n", "accuracy"}``, and ``decline_rate``, the share of answers that decline (None
+    when some answer's text is unknown, as with an assumed cloud accuracy).
 
     Example:
         >>> SystemRow("local-only", 10, 0.5, 0.0, 0.0, 1.0, 0.2, 0.3).as_dict()["accuracy_ci"]
@@ -88,6 +73,7 @@ class SystemRow:
     cost_avoided_usd: float
     latency_mean_s: float | None
     latency_p95_s: float | None
+    by_class: Mapping[str, Any] | None = None
 
     @property
     def accuracy_ci(self) -> tuple[float, float]:
@@ -107,11 +93,22 @@ class SystemRow:
             "cost_avoided_usd": round(self.cost_avoided_usd, 6),
             "latency_mean_s": _round(self.latency_mean_s),
             "latency_p95_s": _round(self.latency_p95_s),
+            "by_class": _rounded(self.by_class),
         }
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, Mapping):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -131,6 +128,8 @@ class EvaluationReport:
         settings: what produced the report (policy, max_tokens, models, prices).
         records: the local records the report was computed on, in example order (not part
             of :meth:`as_dict`; save them with ``save_records(path, report.records)``).
+        auroc_ci: 95% intervals of the AUROCs, from a bootstrap over groups (None where
+            undefined).
 
     Example:
         >>> r = EvaluationReport("d", 0, "replay m", rows=(), auroc={})
@@ -147,6 +146,7 @@ class EvaluationReport:
     notes: Sequence[str] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
     records: Sequence[LocalRecord] = field(default=(), repr=False, compare=False)
+    auroc_ci: Mapping[str, tuple[float, float] | None] = field(default_factory=dict)
 
     def row(self, system: System) -> SystemRow | None:
         """Return the row of ``system``, or None when it was not evaluated.
@@ -197,7 +197,7 @@ class EvaluationReport:
 
         Example:
             >>> sorted(EvaluationReport("d", 0, "x", rows=(), auroc={}).as_dict())[:4]
-            ['auroc', 'cloud_source', 'dataset', 'n']
+            ['auroc', 'auroc_ci', 'cloud_source', 'dataset']
         """
         return {
             "dataset": self.dataset,
@@ -205,6 +205,7 @@ class EvaluationReport:
             "cloud_source": self.cloud_source,
             "rows": [r.as_dict() for r in self.rows],
             "auroc": {k: _round(v) for k, v in self.auroc.items()},
+            "auroc_ci": {k: _rounded(v) for k, v in self.auroc_ci.items()},
             "reasons": dict(self.reasons),
             "verdict": self.verdict,
             "notes": list(self.notes),
@@ -264,9 +265,16 @@ class EvaluationReport:
         with console.capture() as capture:
             console.print(table)
         lines = [capture.get().rstrip()]
+        lines.extend(self._class_lines())
         if self.auroc:
-            parts = [f"{name} {_auroc(v)}" for name, v in self.auroc.items()]
-            lines.append("AUROC for local correctness: " + ", ".join(parts))
+            parts = [
+                f"{name} {_auroc(v)}{_interval(self.auroc_ci.get(name))}"
+                for name, v in self.auroc.items()
+            ]
+            lines.append(
+                "AUROC for local correctness (95% interval, a bootstrap over groups): "
+                + ", ".join(parts)
+            )
         if self.reasons:
             parts = [f"{reason} {count}" for reason, count in sorted(self.reasons.items())]
             lines.append("Hybrid routing reasons: " + ", ".join(parts))
@@ -274,6 +282,21 @@ class EvaluationReport:
         if self.verdict:
             lines.append(self.verdict)
         return "\n".join(lines)
+
+    def _class_lines(self) -> list[str]:
+        """One line per row with its answerable / unanswerable accuracy and decline rate."""
+        lines = []
+        for row in self.rows:
+            c = row.by_class
+            if not c:
+                continue
+            parts = [
+                f"{name} {_percent(c[name]['accuracy'])} (n={c[name]['n']})"
+                for name in ("answerable", "unanswerable")
+            ]
+            parts.append(f"declines {_percent(c['decline_rate'])} of its answers")
+            lines.append(f"{_TITLES[row.system]}: " + ", ".join(parts))
+        return lines
 
     def __str__(self) -> str:
         return self.table()
@@ -285,3 +308,11 @@ def _seconds(value: float | None) -> str:
 
 def _auroc(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _interval(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"

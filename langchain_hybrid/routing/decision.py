@@ -32,6 +32,7 @@ RouteReason = Literal[
     "empty_answer",
     "no_logprobs",
     "early_abort",
+    "predicted_unlikely",
     "rule_force_local",
     "privacy_forced_local",
     "rule_force_cloud",
@@ -99,6 +100,9 @@ class RouteDecision:
     ``empty_answer``                 local answer was empty; escalated
     ``no_logprobs``                  local tier gave no usable log-probs; escalated
     ``early_abort``                  local generation was stopped early (hopeless); escalated
+    ``predicted_unlikely``           the policy's probe on the local model's state at the
+                                     end of the prompt predicted a failing answer; sent to
+                                     the cloud before the local answer was written
     ``rule_force_local``             a pre-routing rule (``rule``) sent it to the local tier
     ``privacy_forced_local``         the privacy rule (``rule``) found data that must stay
                                      local (detectors in ``privacy``); answered locally only

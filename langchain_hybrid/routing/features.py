@@ -154,6 +154,9 @@ class TokenStats:
         self.margin_n = 0
         self.n_unknown = 0
         self.tokens: list[str] = []
+        #: The local model's hidden-state vectors of the answer, when it reported them
+        #: (``prompt``, ``answer_mean``; see :mod:`langchain_hybrid.hidden_states`).
+        self.hidden: dict[str, list[float]] = {}
 
     def add(self, entry: TokenLogprob) -> None:
         """Add one token entry (normalised: ``top_logprobs`` present)."""

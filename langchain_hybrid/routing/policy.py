@@ -35,9 +35,11 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_hybrid.errors import PolicyError
+from langchain_hybrid.hidden_states import hidden_vectors
 from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, logprob_entries, message_logprobs
 from langchain_hybrid.routing.adaptive import AdaptiveThreshold
 from langchain_hybrid.routing.decision import RouteReason, Tier
+from langchain_hybrid.routing.prompt_gate import PromptGate
 from langchain_hybrid.routing.rules import (
     RULE_STAGES,
     ForceCloudRule,
@@ -108,6 +110,7 @@ _KEYS = (
     "fitted_on",
     "adaptive",
     "sticky_escalation",
+    "before_generation",
 )
 _STICKY = RuleOutcome("cloud", "sticky_escalation", "sticky_escalation")
 #: Verdict reasons that a failed answer check replaces: the answer was complete and
@@ -243,8 +246,23 @@ class AnswerWatch:
         self.text = ""
         self._record = record and adaptive is not None
 
-    def add(self, entries: LogprobsLike, text: str) -> Verdict | None:
-        """Add the new token ``entries`` and the new ``text``; a verdict means stop now."""
+    def add(
+        self,
+        entries: LogprobsLike,
+        text: str,
+        hidden: Mapping[str, Sequence[float]] | None = None,
+    ) -> Verdict | None:
+        """Add the new token ``entries`` and ``text`` (and hidden states); a verdict: stop now.
+
+        The policy's ``before_generation`` gate judges the prompt's hidden state as soon as
+        it arrives, before the first token: a request it stops goes to the cloud with
+        reason ``predicted_unlikely``.
+        """
+        if hidden:
+            self.running.add_hidden(hidden)
+            stopped = self._gated(hidden.get("prompt"))
+            if stopped is not None:
+                return stopped
         self.text += text
         if entries or text:
             self.running.update(entries, self.text)
@@ -261,6 +279,24 @@ class AnswerWatch:
                 threshold=self.threshold,
             )
         )
+
+    def _gated(self, state: Sequence[float] | None) -> Verdict | None:
+        """Stop before generation when the policy's prompt gate predicts a failing answer."""
+        gate = self.policy.before_generation
+        if gate is None or self.running.n_tokens or not gate.stops(state):
+            return None
+        assert state is not None
+        odds = gate.log_odds(state)
+        confidence = Confidence(odds, {"prompt_log_odds": odds}, None, "prompt_gate")
+        verdict = Verdict(
+            escalate=True,
+            reason="predicted_unlikely",
+            confidence=confidence,
+            early_abort=True,
+            n_tokens=0,
+            threshold=gate.threshold,
+        )
+        return self._seen(verdict)
 
     def finish(self, answer: BaseMessage | None) -> Verdict:
         """Return the verdict on the complete answer (None: no answer message was found)."""
@@ -333,6 +369,7 @@ class RoutingPolicy:
     fitted_on: dict[str, Any] | None = None
     adaptive: AdaptiveThreshold | None = None
     sticky_escalation: bool = False
+    before_generation: PromptGate | None = None
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -374,6 +411,12 @@ class RoutingPolicy:
         if not isinstance(self.sticky_escalation, bool):
             raise PolicyError(
                 f"sticky_escalation must be True or False, got {self.sticky_escalation!r}"
+            )
+        if self.before_generation is not None and not isinstance(
+            self.before_generation, PromptGate
+        ):
+            raise PolicyError(
+                f"before_generation must be a PromptGate or None, got {self.before_generation!r}"
             )
         if not isinstance(self.version, str):
             raise PolicyError(f"version must be a string, got {self.version!r}")
@@ -573,6 +616,11 @@ class RoutingPolicy:
         """
         watch = AnswerWatch(self, max_tokens, context, record=False, expects=expects)
         if answer is not None:
+            prompt_state = hidden_vectors(answer.response_metadata).get("prompt")
+            if prompt_state is not None:
+                stopped = watch.add([], "", {"prompt": prompt_state})
+                if stopped is not None:
+                    return stopped
             entries = logprob_entries(message_logprobs(answer))
             pieces = [([e], e["token"]) for e in entries] or [([], answer_text(answer))]
             for piece_entries, text in pieces:
@@ -601,6 +649,7 @@ class RoutingPolicy:
             answer_text(answer),
             finish_reason=finish_reason,
             prompt=prompt,
+            hidden=hidden_vectors(answer.response_metadata),
         )
         tier, reason = self._decide(confidence, threshold)
         # A token limit reached after the tool calls were complete and valid cut nothing.
@@ -641,6 +690,8 @@ class RoutingPolicy:
             data["adaptive"] = self.adaptive.to_dict()
         if self.sticky_escalation:  # likewise
             data["sticky_escalation"] = True
+        if self.before_generation is not None:  # likewise
+            data["before_generation"] = self.before_generation.to_dict()
         return data
 
     @classmethod
@@ -696,6 +747,12 @@ class RoutingPolicy:
                 adaptive = AdaptiveThreshold.from_dict(data["adaptive"])
             except (TypeError, ValueError) as e:
                 raise PolicyError(f"bad 'adaptive' in policy: {e}") from e
+        before = None
+        if data.get("before_generation") is not None:
+            try:
+                before = PromptGate.from_dict(data["before_generation"])
+            except (TypeError, ValueError) as e:
+                raise PolicyError(f"bad 'before_generation' in policy: {e}") from e
         raw_rules = data.get("rules") or []
         if not isinstance(raw_rules, list):
             raise PolicyError(f"'rules' must be a list, got {type(raw_rules).__name__}")
@@ -725,6 +782,7 @@ class RoutingPolicy:
             fitted_on=data.get("fitted_on"),
             adaptive=adaptive,
             sticky_escalation=data.get("sticky_escalation", False),
+            before_generation=before,
         )
 
     def save(self, path: str | Path) -> None:

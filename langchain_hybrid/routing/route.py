@@ -63,6 +63,7 @@ from langchain_hybrid.errors import (
     RoutedCallError,
     UnsupportedCallOptionError,
 )
+from langchain_hybrid.hidden_states import hidden_vectors
 from langchain_hybrid.logprobs import logprob_entries, message_logprobs
 from langchain_hybrid.routing.decision import RouteDecision, RouteReason, Tier
 from langchain_hybrid.routing.failures import FailureKind, failure_kind, failure_reason, warn_once
@@ -369,7 +370,7 @@ def _local_attempt(route: Route, trip: _Trip) -> Generator[Step, Any, _Attempt]:
     if not all(guard.available() for guard in route.guards):
         # The cloud will not be called: let the local answer finish rather than stop it.
         early = replace(policy.early_escalation, enabled=False)
-        policy = replace(policy, early_escalation=early)
+        policy = replace(policy, early_escalation=early, before_generation=None)
     watch = policy.watch(route.max_tokens, route.context, expects=route.expects)
     started = time.perf_counter()
     try:
@@ -402,7 +403,8 @@ def _watch_stream(
     while (chunk := (yield Pull(route.time_left()))) is not END:
         attempt.chunks.append(chunk)
         message = message_chunk(chunk)
-        stopped = watch.add(logprob_entries(message_logprobs(message)), str(message.text))
+        entries = logprob_entries(message_logprobs(message))
+        stopped = watch.add(entries, str(message.text), hidden_vectors(message.response_metadata))
         if stopped is not None:
             yield Close()
             return stopped

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -218,6 +218,22 @@ class RunningConfidence:
         if self._reason is None:
             self._reason = self.scorer.hopeless(answer)
             answer.checked = len(answer.text)
+
+    def add_hidden(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        """Add the local model's hidden-state vectors as they arrive (``prompt`` first).
+
+        Example:
+            >>> from langchain_hybrid.routing.scorers import MinLogprobScorer
+            >>> r = MinLogprobScorer().running(-1.0)
+            >>> r.add_hidden({"prompt": [0.5]}); r.hidden
+            {'prompt': [0.5]}
+        """
+        self._answer.stats.hidden.update({k: list(v) for k, v in vectors.items()})
+
+    @property
+    def hidden(self) -> dict[str, list[float]]:
+        """The hidden-state vectors seen so far."""
+        return self._answer.stats.hidden
 
     def confidence(self) -> Confidence:
         """Score what has been generated so far (e.g. to record an early-aborted answer).

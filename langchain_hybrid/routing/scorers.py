@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 from langchain_hybrid._registry import Registry
+from langchain_hybrid.hidden_states import HIDDEN_PARTS
 from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, logprob_entries
 from langchain_hybrid.routing.features import (
     ANSWER_FEATURE_NAMES,
@@ -54,6 +55,7 @@ __all__ = [
     "MarginScorer",
     "MeanLogprobScorer",
     "MinLogprobScorer",
+    "ProbeScorer",
     "QuantileLogprobScorer",
     "available_scorers",
     "register_scorer",
@@ -85,6 +87,16 @@ class ConfidenceScorer(ABC):
     uses_answer_features: ClassVar[bool] = False
     hedge: HedgeDetector = field(default_factory=HedgeDetector, kw_only=True)
     unknown_tokens: Collection[str] = field(default=DEFAULT_UNKNOWN_TOKENS, kw_only=True)
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        """Whether the scorer reads the local model's hidden states (a probe).
+
+        Example:
+            >>> MeanLogprobScorer().needs_hidden_states
+            False
+        """
+        return False
 
     @property
     def needs_top_logprobs(self) -> bool:
@@ -213,12 +225,14 @@ class ConfidenceScorer(ABC):
         *,
         finish_reason: str | None = None,
         prompt: str | None = None,
+        hidden: Mapping[str, Sequence[float]] | None = None,
     ) -> Confidence:
         """Score one answer.
 
         ``text`` is the answer text (used for hedge detection and to tell an empty answer);
         when it is empty the concatenated tokens are used instead. ``finish_reason`` and
-        ``prompt`` (the request's text) feed the answer features of scorers that use them.
+        ``prompt`` (the request's text) feed the answer features of scorers that use them,
+        ``hidden`` (the local model's hidden-state vectors) the probe's.
 
         Example:
             >>> MeanLogprobScorer().score(None, "Paris").forced_low
@@ -229,6 +243,7 @@ class ConfidenceScorer(ABC):
         stats = TokenStats(self.unknown_tokens)
         for entry in logprob_entries(logprobs):
             stats.add(entry)
+        stats.hidden.update({k: list(v) for k, v in (hidden or {}).items()})
         return self._confidence(stats, text or "".join(stats.tokens), finish_reason, prompt)
 
     def running(
@@ -481,6 +496,75 @@ class LogisticScorer(ConfidenceScorer):
         return _linear(self.coefficients, self.intercept, features)
 
 
+@dataclass(frozen=True)
+class ProbeScorer(ConfidenceScorer):
+    """Learned log-odds that the answer is right, read from the local model's hidden states.
+
+    ``intercept + sum(coefficients[f] * features[f]) + sum(hidden[part] . state[part])``:
+    a linear probe (Kadavath et al. 2022) on the hidden-state vectors the local tier
+    reports (``ChatTransformers(hidden_states=True)``: ``prompt``, the state at the last
+    prompt token, and ``answer_mean``, the mean over the answer's tokens), beside the
+    learned scorer's features. Calibration fits it (standardised, reduced and regularised
+    logistic regression, folded into these raw-space weights, so no pickle and no numpy
+    are needed to score it: well under a millisecond). ``layer`` is the decoder layer it
+    was fitted on. An answer without the vectors it reads (a served or cloud tier) scores
+    ``forced_low="no_logprobs"``; ``ChatHybrid`` asks an in-process local tier for them.
+
+    Example:
+        >>> s = ProbeScorer({"mean_logprob": 1.0}, hidden={"prompt": [2.0, -1.0]})
+        >>> lp = [{"token": "Paris", "logprob": -0.5}]
+        >>> s.score(lp, "Paris", hidden={"prompt": [0.5, 0.25]}).score
+        0.25
+        >>> s.score(lp, "Paris").forced_low
+        'no_logprobs'
+    """
+
+    name: ClassVar[str] = "probe"
+    uses_answer_features: ClassVar[bool] = True
+    coefficients: dict[str, float] = field(default_factory=dict)
+    hidden: dict[str, list[float]] = field(default_factory=dict)
+    intercept: float = 0.0
+    layer: int | None = None
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        """Always True: the probe reads hidden states."""
+        return True
+
+    def _weighted_features(self) -> frozenset[str]:
+        return frozenset(self.coefficients)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        known = (*FEATURE_NAMES, *ANSWER_FEATURE_NAMES)
+        unknown = sorted(set(self.coefficients) - set(known))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}; known features: {', '.join(known)}")
+        if not isinstance(self.hidden, Mapping) or not self.hidden:
+            raise ValueError("ProbeScorer needs hidden-state weights, e.g. {'prompt': [...]}")
+        parts = sorted(set(self.hidden) - set(HIDDEN_PARTS))
+        if parts:
+            raise ValueError(f"unknown hidden-state part(s) {parts}; known: {HIDDEN_PARTS}")
+        hidden = {str(k): [float(w) for w in v] for k, v in self.hidden.items()}
+        values = [*self.coefficients.values(), *(w for v in hidden.values() for w in v)]
+        if not all(math.isfinite(float(v)) for v in [*values, float(self.intercept)]):
+            raise ValueError("probe weights and intercept must be finite numbers")
+        object.__setattr__(
+            self, "coefficients", {k: float(v) for k, v in self.coefficients.items()}
+        )
+        object.__setattr__(self, "hidden", hidden)
+        object.__setattr__(self, "intercept", float(self.intercept))
+
+    def _raw_score(self, stats: TokenStats, features: Mapping[str, float]) -> float | None:
+        value = _linear(self.coefficients, self.intercept, features)
+        for part, weights in self.hidden.items():
+            state = stats.hidden.get(part)
+            if value is None or state is None or len(state) != len(weights):
+                return None
+            value += sum(w * x for w, x in zip(weights, state, strict=True))
+        return value
+
+
 def _linear_terms(
     scorer: ConfidenceScorer, terms: str, offset: str, known: Sequence[str]
 ) -> tuple[dict[str, float], float]:
@@ -520,6 +604,7 @@ BUILT_IN_SCORERS: tuple[type[ConfidenceScorer], ...] = (
     MarginScorer,
     CombinedScorer,
     LogisticScorer,
+    ProbeScorer,
 )
 _SCORERS: Registry[ConfidenceScorer] = Registry("name", "scorer", BUILT_IN_SCORERS)
 

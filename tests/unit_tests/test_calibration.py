@@ -254,7 +254,7 @@ def test_too_few_right_answers_fit_no_learned_scorer() -> None:
         records, target_cloud_rate=0.95, cloud=CloudOutcomes.assumed(0.8), min_local_accuracy=0
     )
     assert "logistic" not in result.auroc
-    assert "no learned scorer: it needs at least 10 right and 10 wrong" in result.report()
+    assert "no learned scorer: only 5 answers of the rarer class" in result.report()
     assert result.policy.scorer.name != "logistic"
 
 

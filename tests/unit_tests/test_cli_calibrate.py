@@ -58,7 +58,7 @@ def test_calibrated_policy_loads_and_routes(
     assert main([*argv, *RAG]) == 0
     out = capsys.readouterr().out
     assert "n=40" in out and "AUROC" in out and "mean_logprob" in out
-    assert "held-out (5-fold cross-validation" in out
+    assert "held-out (5-fold cross-validation by group (8 groups)" in out
     assert "not good enough" not in out
     assert f"Policy written to {policy_path}\n" in out
     assert plot.read_bytes()[:4] == b"\x89PNG"
@@ -70,7 +70,9 @@ def test_calibrated_policy_loads_and_routes(
     assert policy.fitted_on["dataset"] == "squad2_rag_sample.jsonl"
     assert policy.fitted_on["met"] is True
     assert policy.fitted_on["cloud"] == "assumed accuracy 0.85"
-    assert policy.fitted_on["achieved"]["cloud_share"] == pytest.approx(0.5, abs=0.05)
+    # Measured on held-out articles (8 in this sample): near the target, not on it.
+    assert policy.fitted_on["achieved"]["cloud_share"] == pytest.approx(0.5, abs=0.2)
+    assert policy.fitted_on["groups"] == 8
 
     # The written policy routes live: the confident right answers stay local, the unsure
     # guesses on unanswerable questions go to the cloud.

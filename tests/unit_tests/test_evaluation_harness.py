@@ -151,6 +151,7 @@ def test_as_dict_and_save(records: list[LocalRecord], tmp_path: Path) -> None:
         "cost_avoided_usd": 0.0,
         "latency_mean_s": 2.4,
         "latency_p95_s": round(percentile([2.0, 3.0, 1.0, 2.0, 4.0], 95), 4),
+        "by_class": data["rows"][0]["by_class"],  # see test_rag_rows_report_by_class
     }
     lo, hi = data["rows"][0]["accuracy_ci"]
     assert 30 < lo < 80 < hi < 100
@@ -346,3 +347,50 @@ def test_hybrid_row_and_policy_auroc_read_the_prompt_like_the_live_route(
     assert hybrid is not None
     assert hybrid.cloud_share == pytest.approx(1 - len(kept) / len(records))
     assert report.auroc["policy"] is not None
+
+
+def test_rag_rows_report_by_class_and_a_base_row() -> None:
+    rows = [
+        Example("a1", "Who built it?", ("Eiffel",), context="Eiffel built it.",
+                recorded={"m": CloudRecord("m", "Eiffel", True)}),
+        Example("a2", "When?", ("1889",), context="It opened in 1889.",
+                recorded={"m": CloudRecord("m", "1889", True)}),
+        Example("u1", "How tall?", (), context="It is in Paris.", answerable=False,
+                recorded={"m": CloudRecord("m", "The passage does not say.", True)}),
+        Example("u2", "Who paid?", (), context="It is in Paris.", answerable=False,
+                recorded={"m": CloudRecord("m", "Gustave", False)}),
+    ]  # fmt: skip
+    tuned = KeyedLocalChatModel(
+        answers={
+            "Who built it?": ("Eiffel", -0.1),
+            "When?": ("The passage does not say.", -0.1),
+            "How tall?": ("The passage does not say.", -0.1),
+            "Who paid?": ("The passage does not say.", -0.1),
+        }
+    )
+    stock = KeyedLocalChatModel(answers={}, default=("Paris", -0.1))
+    report = evaluate(
+        rows,
+        local=tuned,
+        base=stock,
+        policy=RoutingPolicy(threshold=-0.6),
+        cloud_source=ReplayCloud("m"),
+        prices=PRICES,
+        max_tokens=16,
+        progress=False,
+    )
+    by_system = {r.system: r.as_dict()["by_class"] for r in report.rows}
+    assert [r.system for r in report.rows] == [
+        "cloud-only", "local-only", "base-local-only", "hybrid"
+    ]  # fmt: skip
+    assert by_system["local-only"] == {
+        "answerable": {"n": 2, "accuracy": 0.5},
+        "unanswerable": {"n": 2, "accuracy": 1.0},
+        "decline_rate": 0.75,
+    }
+    assert by_system["base-local-only"]["answerable"]["accuracy"] == 0.0
+    assert by_system["base-local-only"]["decline_rate"] == 0.0
+    assert by_system["cloud-only"]["decline_rate"] == 0.25
+    text = report.table()
+    assert "Local-only (base)" in text
+    assert "Local-only: answerable 50.0% (n=2), unanswerable 100.0% (n=2), declines 75.0%" in text
