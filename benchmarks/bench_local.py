@@ -11,7 +11,8 @@ AUROC difference, so that speed does not cost routing quality. Goal: >= 2x float
 decode speed with the AUROC within 0.02.
 
 1. Decode speed of ChatTransformers against a bare ``model.generate`` with the
-   same settings (goal >= 0.95x).
+   same settings (goal >= 0.95x), and with hidden-state features on against off
+   (goal >= 0.95x).
 2. ``batch`` of 16 prompts against 16 sequential invokes (goal >= 3x throughput).
 3. Cold start with a warm cache: new process to first streamed token (goal < 4 s
    on a 2-core machine, stretch 3 s).
@@ -94,6 +95,29 @@ def decode_speed(llm: ChatTransformers, rounds: int = 5, tokens: int = 128) -> N
     b, o = statistics.median(bare_tps), statistics.median(our_tps)
     print(f"decode speed: bare generate {b:.1f} tok/s, ChatTransformers {o:.1f} tok/s")
     print(f"  ratio ChatTransformers / bare generate = {o / b:.3f}x   (goal >= 0.95x)")
+
+
+def decode_speed_features(llm: ChatTransformers, rounds: int = 7, tokens: int = 128) -> None:
+    """Decode speed with hidden-state features on (``hidden_states=True``) against off.
+
+    The features come from a forward hook on one decoder layer in the passes generation
+    runs anyway: the cost is a copy of one vector per token and row. Goal >= 0.95x.
+    """
+
+    def run(hidden: bool) -> float:
+        start = time.perf_counter()
+        usage = llm.invoke(PROMPT, max_tokens=tokens, hidden_states=hidden).usage_metadata
+        assert usage is not None
+        return usage["output_tokens"] / (time.perf_counter() - start)
+
+    run(True), run(False)  # warm-up
+    on, off = [], []
+    for _ in range(rounds):  # interleaved so both see the same machine state
+        off.append(run(False))
+        on.append(run(True))
+    a, b = statistics.median(on), statistics.median(off)
+    print(f"decode speed: hidden-state features off {b:.1f} tok/s, on {a:.1f} tok/s")
+    print(f"  ratio on / off = {a / b:.3f}x   (goal >= 0.95x)")
 
 
 def _output_tokens(message: AIMessage) -> int:
@@ -308,6 +332,7 @@ def main() -> None:
         return
     llm = ChatTransformers()
     decode_speed(llm)
+    decode_speed_features(llm)
     batch_throughput(llm)
     new_processes()
 

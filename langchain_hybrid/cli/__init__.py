@@ -4,7 +4,8 @@ Each command is a :class:`~langchain_hybrid.cli.base.Command` (its name, help te
 and runner) that adds its sub-parser and sets ``handler``, the function of the parsed
 arguments returning the exit status. The commands live in one module per group, which lists
 them in its ``COMMANDS`` (:mod:`~langchain_hybrid.cli.serving`: ``chat``, ``serve``,
-``models``; :mod:`~langchain_hybrid.cli.evaluation`: ``eval``, ``calibrate``), and the
+``models``; :mod:`~langchain_hybrid.cli.evaluation`: ``eval``, ``calibrate``;
+:mod:`~langchain_hybrid.cli.tuning`: ``tune``), and the
 options several commands share are in :mod:`~langchain_hybrid.cli.options`. A new group is
 one more such module, imported and named in :data:`GROUPS` below. Errors print one line on
 stderr and exit non-zero, never a stack trace.
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from langchain_hybrid.cli import evaluation, serving
+from langchain_hybrid.cli import evaluation, serving, tuning
 from langchain_hybrid.cli.base import PROG, Command, CommandAdder, CommandError
 from langchain_hybrid.cli.evaluation import (
     MATH_MAX_TOKENS,
@@ -42,6 +43,7 @@ from langchain_hybrid.cli.serving import (
     run_models,
     run_serve,
 )
+from langchain_hybrid.cli.tuning import add_tune_command, run_tune
 from langchain_hybrid.errors import LangChainHybridError
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "add_eval_command",
     "add_models_command",
     "add_serve_command",
+    "add_tune_command",
     "build_parser",
     "describe_decision",
     "main",
@@ -66,10 +69,11 @@ __all__ = [
     "run_eval",
     "run_models",
     "run_serve",
+    "run_tune",
 ]
 
 #: The command groups, one module each, in the order ``--help`` lists their commands.
-GROUPS: tuple[ModuleType, ...] = (serving, evaluation)
+GROUPS: tuple[ModuleType, ...] = (serving, evaluation, tuning)
 
 #: Every command, one adder each (see the module docstring), in the order of :data:`GROUPS`.
 COMMANDS: list[CommandAdder] = [add for group in GROUPS for add in group.COMMANDS]

@@ -17,6 +17,16 @@ the hosted service:
   ``Client(auto_batch_tracing=False)``).
 
 Posts and patches are merged per run id into :attr:`LangSmithCaptureServer.runs`.
+
+It also answers the reads of ``Client.list_runs(project_name=..., filter=...)`` from
+the captured runs: ``GET /sessions?name=...`` (a project exists once a run was traced to
+it; its id is derived from its name) and ``POST /runs/query`` (one page; ``session``,
+``id``, ``run_type``, ``is_root``, ``parent_run``, ``trace``, ``error`` and ``limit``,
+and a ``filter`` of LangSmith's query language restricted to ``and``, ``or``, ``not``,
+``eq``, ``neq`` and ``has`` over ``name``, ``run_type``, ``id``, ``trace_id``,
+``parent_run_id``, ``tags``, and ``metadata_key`` / ``metadata_value``: within one
+``and``, ``eq(metadata_key, K)`` and ``eq(metadata_value, V)`` match a run whose
+metadata ``K`` is ``V``, as LangSmith matches them). Anything else is answered 400.
 The client uploads from background threads, so tests flush the client and then
 wait with a bounded :meth:`LangSmithCaptureServer.wait_for`.
 """
@@ -28,8 +38,10 @@ import gzip
 import importlib
 import io
 import json
+import re
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,7 +53,15 @@ from tests.support.openai_server import (
     RecordedRequest,
 )
 
-__all__ = ["LangSmithCaptureServer", "RunsPredicate", "parse_multipart", "zstd_available"]
+__all__ = [
+    "LangSmithCaptureServer",
+    "RunsPredicate",
+    "UnsupportedQueryError",
+    "parse_filter",
+    "parse_multipart",
+    "run_matches",
+    "zstd_available",
+]
 
 RunsPredicate = Callable[[dict[str, dict[str, Any]]], bool]
 
@@ -165,6 +185,215 @@ def _merge_dict(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- run queries
+
+#: The tenant of every project the server reports.
+_TENANT_ID = "00000000-0000-4000-8000-000000000001"
+_FILTER_TOKEN = re.compile(
+    r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<number>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_]\w*)'
+    r"|(?P<punct>[(),]))"
+)
+_FILTER_FUNCTIONS = ("and", "or", "not", "eq", "neq", "has")
+_FILTER_FIELDS = ("name", "run_type", "id", "trace_id", "parent_run_id", "tags")
+_METADATA_FIELDS = ("metadata_key", "metadata_value")
+
+
+class UnsupportedQueryError(ValueError):
+    """A run query the capture server does not implement (answered 400)."""
+
+
+#: A parsed filter: ``(function, [arguments])``; an argument is a parsed filter, a field
+#: name (``("field", name)``) or a literal value (``("value", v)``).
+Filter = tuple[str, list[Any]]
+
+
+def project_id(name: str) -> str:
+    """The id the server gives the project (session) called ``name``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"langsmith-capture/{name}"))
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse a LangSmith filter (the subset in the module docstring).
+
+    Raises:
+        UnsupportedQueryError: Syntax, functions or fields outside that subset.
+    """
+    tokens: list[tuple[str, Any]] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        match = _FILTER_TOKEN.match(text, pos)
+        if match is None:
+            raise UnsupportedQueryError(f"cannot parse filter {text!r} at {pos}")
+        kind = match.lastgroup or ""
+        raw = match.group(kind)
+        value: Any = raw
+        if kind == "string":
+            value = json.loads(raw)
+        elif kind == "number":
+            value = float(raw) if "." in raw else int(raw)
+        tokens.append((kind, value))
+        pos = match.end()
+    tree, rest = _parse_call(tokens)
+    if rest:
+        raise UnsupportedQueryError(f"unexpected text after the filter {text!r}")
+    return tree
+
+
+def _parse_call(tokens: list[tuple[str, Any]]) -> tuple[Filter, list[tuple[str, Any]]]:
+    if len(tokens) < 2 or tokens[0][0] != "word" or tokens[1] != ("punct", "("):
+        raise UnsupportedQueryError(f"expected a function call, got {tokens[:2]!r}")
+    function = str(tokens[0][1])
+    if function not in _FILTER_FUNCTIONS:
+        raise UnsupportedQueryError(f"unsupported filter function {function!r}")
+    rest = tokens[2:]
+    args: list[Any] = []
+    while rest and rest[0] != ("punct", ")"):
+        kind, value = rest[0]
+        if kind == "word" and len(rest) > 1 and rest[1] == ("punct", "("):
+            arg, rest = _parse_call(rest)
+            args.append(arg)
+        elif kind == "word":
+            words = {"true": True, "false": False, "null": None}
+            if value in words:
+                args.append(("value", words[value]))
+            elif value in _FILTER_FIELDS or value in _METADATA_FIELDS:
+                args.append(("field", value))
+            else:
+                raise UnsupportedQueryError(f"unsupported filter field {value!r}")
+            rest = rest[1:]
+        elif kind in ("string", "number"):
+            args.append(("value", value))
+            rest = rest[1:]
+        else:
+            raise UnsupportedQueryError(f"unexpected {value!r} in the filter")
+        if rest and rest[0] == ("punct", ","):
+            rest = rest[1:]
+    if not rest:
+        raise UnsupportedQueryError("unclosed parenthesis in the filter")
+    return (function, args), rest[1:]
+
+
+def _metadata(run: dict[str, Any]) -> dict[str, Any]:
+    extra = run.get("extra") or {}
+    metadata = extra.get("metadata") if isinstance(extra, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """Whether a stored value equals a filter's literal (numbers and text compared as text)."""
+    if stored == wanted:
+        return True
+    if isinstance(stored, bool) or isinstance(wanted, bool) or stored is None or wanted is None:
+        return False
+    return str(stored) == str(wanted)
+
+
+def _comparison(node: Filter) -> tuple[str, Any]:
+    function, args = node
+    fields = [a[1] for a in args if a[0] == "field"]
+    values = [a[1] for a in args if a[0] == "value"]
+    if len(args) != 2 or len(fields) != 1 or len(values) != 1:
+        raise UnsupportedQueryError(f"{function}() takes a field and a value")
+    return fields[0], values[0]
+
+
+def run_matches(node: Filter, run: dict[str, Any]) -> bool:
+    """Whether the captured ``run`` satisfies the parsed filter ``node``."""
+    function, args = node
+    if function in ("and", "or"):
+        subs = [a for a in args if isinstance(a[0], str) and a[0] in _FILTER_FUNCTIONS]
+        if len(subs) != len(args):
+            raise UnsupportedQueryError(f"{function}() takes filters")
+        if function == "or":
+            return any(run_matches(s, run) for s in subs)
+        # A metadata key and a metadata value compared in one and() bind to one entry.
+        compared = [_comparison(s) for s in subs if s[0] == "eq"]
+        keys = [v for f, v in compared if f == "metadata_key"]
+        values = [v for f, v in compared if f == "metadata_value"]
+        rest = subs
+        if keys and values:
+            if len(keys) > 1 or len(values) > 1:
+                raise UnsupportedQueryError("one metadata key and value per and()")
+            metadata = _metadata(run)
+            if keys[0] not in metadata or not _same(metadata[keys[0]], values[0]):
+                return False
+            rest = [s for s in subs if s[0] != "eq" or _comparison(s)[0] not in _METADATA_FIELDS]
+        return all(run_matches(s, run) for s in rest)
+    if function == "not":
+        if len(args) != 1:
+            raise UnsupportedQueryError("not() takes one filter")
+        return not run_matches(args[0], run)
+    field, value = _comparison(node)
+    if field == "metadata_key":
+        found = value in _metadata(run)
+        return found if function in ("eq", "has") else not found
+    if field == "metadata_value":
+        found = any(_same(v, value) for v in _metadata(run).values())
+        return found if function in ("eq", "has") else not found
+    stored = run.get(field)
+    if function == "has":
+        return isinstance(stored, list) and value in stored
+    return _same(stored, value) if function == "eq" else not _same(stored, value)
+
+
+def _query_runs(runs: list[dict[str, Any]], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the runs a ``POST /runs/query`` body selects, in start order."""
+    known = {
+        "session",
+        "id",
+        "run_type",
+        "is_root",
+        "parent_run",
+        "trace",
+        "error",
+        "filter",
+        "limit",
+        "select",
+        "cursor",
+        "order",
+    }
+    unknown = sorted(k for k, v in body.items() if k not in known and v is not None)
+    if unknown:
+        raise UnsupportedQueryError(f"unsupported run query parameters {unknown}")
+    tree = parse_filter(body["filter"]) if body.get("filter") else None
+    sessions = {str(s) for s in body.get("session") or []}
+    ids = {str(i) for i in body.get("id") or []}
+    found = []
+    for run in sorted(runs, key=lambda r: str(r.get("dotted_order") or r.get("start_time"))):
+        if sessions and project_id(str(run.get("session_name"))) not in sessions:
+            continue
+        if ids and str(run.get("id")) not in ids:
+            continue
+        if body.get("run_type") and run.get("run_type") != body["run_type"]:
+            continue
+        if body.get("is_root") is not None and (run.get("parent_run_id") is None) != bool(
+            body["is_root"]
+        ):
+            continue
+        if body.get("parent_run") and str(run.get("parent_run_id")) != str(body["parent_run"]):
+            continue
+        if body.get("trace") and str(run.get("trace_id")) != str(body["trace"]):
+            continue
+        if body.get("error") is not None and (run.get("error") is not None) != bool(body["error"]):
+            continue
+        if tree is not None and not run_matches(tree, run):
+            continue
+        found.append(_as_stored(run))
+    limit = body.get("limit")
+    return found[: int(limit)] if limit is not None else found
+
+
+def _as_stored(run: dict[str, Any]) -> dict[str, Any]:
+    """A captured run as ``/runs/query`` returns it (with its project id and ancestors)."""
+    out = {k: v for k, v in run.items() if k not in ("attachments", "feedback")}
+    out["session_id"] = project_id(str(run.get("session_name")))
+    dotted = str(run.get("dotted_order") or "")
+    ancestors = [part[-36:] for part in dotted.split(".")[:-1] if len(part) >= 36]
+    out["parent_run_ids"] = ancestors
+    out["status"] = "error" if run.get("error") else "success"
+    return out
+
+
 class _LangSmithHandler(JSONRequestHandler):
     server: _LangSmithHTTPServer
 
@@ -177,6 +406,17 @@ class _LangSmithHandler(JSONRequestHandler):
         try:
             if self.command == "GET" and path == "/info":
                 self.send_json(200, owner.info())
+                return
+            if self.command == "GET" and path == "/sessions":
+                self.send_json(200, owner.projects(_query_params(self.path).get("name")))
+                return
+            if self.command == "POST" and path == "/runs/query":
+                try:
+                    runs = owner.query_runs(_loads(rec.raw) or {})
+                except UnsupportedQueryError as exc:
+                    self.send_json(400, {"detail": f"capture server: {exc}"})
+                    return
+                self.send_json(200, {"runs": runs, "cursors": {"next": None}})
                 return
             is_ingest = (self.command == "POST" and path.startswith("/runs")) or (
                 self.command == "PATCH" and path.startswith("/runs/")
@@ -215,6 +455,12 @@ class _LangSmithHandler(JSONRequestHandler):
     do_PATCH = _dispatch  # noqa: N815
     do_PUT = _dispatch  # noqa: N815
     do_DELETE = _dispatch  # noqa: N815
+
+
+def _query_params(path: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(path.split("?", 1)[1])) if "?" in path else {}
 
 
 class _LangSmithHTTPServer(LoopbackHTTPServer):
@@ -381,6 +627,34 @@ class LangSmithCaptureServer:
                     if run.get(key) is not None:
                         run[key] = str(run[key])
             self._changed.notify_all()
+
+    # -- reads (Client.list_runs)
+
+    def projects(self, name: str | None) -> list[dict[str, Any]]:
+        """The ``GET /sessions?name=`` response: the project once a run was traced to it."""
+        with self.lock:
+            names = {
+                str(r.get("session_name")) for r in self.runs.values() if r.get("session_name")
+            }
+        return [
+            {
+                "id": project_id(n),
+                "name": n,
+                "tenant_id": _TENANT_ID,
+                "start_time": "2024-01-01T00:00:00Z",
+                "reference_dataset_id": None,
+            }
+            for n in sorted(names)
+            if name is None or n == name
+        ]
+
+    def query_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The runs a ``POST /runs/query`` body selects (see the module docstring).
+
+        Raises:
+            UnsupportedQueryError: A parameter or filter the server does not implement.
+        """
+        return _query_runs(list(self.snapshot().values()), body)
 
     # -- inspection
 
