@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from langchain_hybrid.errors import ModelNotAvailableError
 
-__all__ = ["ADAPTER_CONFIG", "adapter_identity", "base_fingerprint", "merge_adapter"]
+__all__ = ["ADAPTER_CONFIG", "Fingerprint", "adapter_identity", "merge_adapter"]
 
 #: The file that marks a folder as a peft adapter.
 ADAPTER_CONFIG = "adapter_config.json"
 _WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+#: Computes the base weights' fingerprint and its kind, as a tuning card records them.
+Fingerprint = Callable[[], tuple[str | None, str | None]]
 
 
 def _checked_folder(adapter: str | Path) -> Path:
@@ -63,17 +66,7 @@ def adapter_identity(base_name: str, adapter: str | Path) -> str:
     return f"{base_name}+{folder.resolve().name}@{file_sha256(weights)[:8]}"
 
 
-def base_fingerprint(spec_model: str | None, source: str) -> tuple[str | None, str | None]:
-    """Return the fingerprint of the base weights the way a tuning card records it."""
-    from langchain_hybrid import _models
-    from langchain_hybrid.tuning.card import model_fingerprint
-
-    if spec_model is None:
-        return _models.gguf_content_key(_models.embedded_gguf_path()), "gguf-content-key"
-    return model_fingerprint(source)
-
-
-def _check_card(folder: Path, spec_model: str | None, source: str, base_name: str) -> None:
+def _check_card(folder: Path, base_fingerprint: Fingerprint, base_name: str) -> None:
     """Warn when the adapter's card names other base weights than those it is applied to."""
     card_path = folder / "tuning_card.json"
     if not card_path.is_file():
@@ -85,7 +78,7 @@ def _check_card(folder: Path, spec_model: str | None, source: str, base_name: st
     expected = base.get("fingerprint")
     if not expected:
         return
-    actual, kind = base_fingerprint(spec_model, source)
+    actual, kind = base_fingerprint()
     if actual is not None and kind == base.get("fingerprint_kind") and actual != expected:
         warnings.warn(
             f"The adapter {folder.name!r} was trained on {base.get('name')!r} "
@@ -96,14 +89,17 @@ def _check_card(folder: Path, spec_model: str | None, source: str, base_name: st
         )
 
 
-def merge_adapter(model: Any, adapter: str | Path, *, spec_model: str | None, source: str,
-                  base_name: str) -> Any:  # fmt: skip
+def merge_adapter(
+    model: Any, adapter: str | Path, *, base_name: str, base_fingerprint: Fingerprint
+) -> Any:
     """Apply the adapter to ``model``, merge it into the weights, return the merged model.
 
-    Needs peft (``pip install 'langchain-hybrid[tune]'``).
+    ``base_fingerprint`` computes the base weights' fingerprint the way a tuning card
+    records it (``(value, kind)``), when the card is there to compare with. Needs peft
+    (``pip install 'langchain-hybrid[tune]'``).
     """
     folder = _checked_folder(adapter)
-    _check_card(folder, spec_model, source, base_name)
+    _check_card(folder, base_fingerprint, base_name)
     from langchain_hybrid._quiet import quiet_import_noise
 
     quiet_import_noise()

@@ -677,6 +677,15 @@ def _quantize_dynamic_int8(model: Any) -> None:
         )
 
 
+def _base_fingerprint(spec_model: str | None, source: str) -> tuple[str | None, str | None]:
+    """Return the base weights' fingerprint the way a tuning card records it."""
+    if spec_model is None:
+        return gguf_content_key(embedded_gguf_path()), "gguf-content-key"
+    from langchain_hybrid.tuning.card import model_fingerprint
+
+    return model_fingerprint(source)
+
+
 def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
     device = resolve_device(spec.device)
     check_quantization(spec.quantization, device, spec.dtype)
@@ -728,7 +737,10 @@ def _load_uncached(spec: ModelSpec, *, verbose: bool) -> LoadedModel:
             base_name = name
             name = adapter_identity(base_name, spec.adapter)
             model = merge_adapter(
-                model, spec.adapter, spec_model=spec.model, source=source, base_name=base_name
+                model,
+                spec.adapter,
+                base_name=base_name,
+                base_fingerprint=lambda: _base_fingerprint(spec.model, source),
             )
         if spec.quantization != "4bit":  # bitsandbytes placed the weights already
             model.to(device)

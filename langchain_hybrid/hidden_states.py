@@ -3,14 +3,18 @@
 ``ChatTransformers(hidden_states=True)`` reads one decoder layer's output in the forward
 passes generation already makes (no extra pass): the state at the last prompt token
 (``prompt``: what the model "thinks" before it writes a word, which predicts whether it
-will know the answer) and the mean state over the answer's tokens (``answer_mean``). They
+will know the answer), the state of the answer's :data:`PREFIX_TOKENS`-th token
+(``answer_prefix``: what early escalation may read a few tokens in) and the mean state
+over the answer's tokens (``answer_mean``). They
 travel in ``response_metadata["hidden_state"]``, as log-probs do, each vector compact
 (float16, little-endian, base64), and evaluation records keep them:
 
-    {"layer": 20, "prompt": "<base64>", "answer_mean": "<base64>", "dim": 576}
+    {"layer": 20, "dim": 576, "prompt": "<base64>", "answer_prefix": "<base64>",
+     "answer_mean": "<base64>"}
 
 A streamed answer carries ``layer``, ``dim`` and ``prompt`` on its first chunk (so that
-routing may act before the answer is written) and ``answer_mean`` on its last. Served
+routing may act before the answer is written), ``answer_prefix`` on a chunk of its own as
+soon as it is known, and ``answer_mean`` on its last. Served
 models and the cloud carry none; scorers that read them then score as before. Decoding
 needs no numpy.
 
@@ -28,8 +32,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
-    "HIDDEN_STATE_KEY",
     "HIDDEN_PARTS",
+    "HIDDEN_STATE_KEY",
+    "PREFIX_TOKENS",
     "decode_vector",
     "encode_vector",
     "hidden_vectors",
@@ -37,8 +42,10 @@ __all__ = [
 
 #: The key of ``response_metadata`` that carries an answer's hidden-state features.
 HIDDEN_STATE_KEY = "hidden_state"
-#: The vectors an answer may carry: before generation, and over the answer.
-HIDDEN_PARTS: tuple[str, ...] = ("prompt", "answer_mean")
+#: The vectors an answer may carry: before generation, a few tokens in, over the answer.
+HIDDEN_PARTS: tuple[str, ...] = ("prompt", "answer_prefix", "answer_mean")
+#: ``answer_prefix`` is the state of the answer's token at this position (when it has one).
+PREFIX_TOKENS = 4
 
 
 def encode_vector(values: Sequence[float]) -> str:

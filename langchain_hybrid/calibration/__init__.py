@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_hybrid.calibration.curve import CurvePoint, TradeoffCurve
 from langchain_hybrid.calibration.display import TradeoffCurveDisplay
-from langchain_hybrid.calibration.early import replay_early
+from langchain_hybrid.calibration.early import _fit_early, replay_early
 from langchain_hybrid.calibration.errors import CalibrationError
 from langchain_hybrid.calibration.features import (
     LEARNED_FEATURES,
@@ -156,7 +156,9 @@ def calibrate(
         base: the policy to start from (its rules and hedge phrases are kept).
         prices: the price table (default: ``PriceTable.default()``).
         fit_early: also fit early escalation.
-        max_wrong_stops: the share of answers that would pass that early escalation may stop.
+        max_wrong_stops: the share of answers that would pass that stopping early may stop
+            (the gate before generation, fitted first, takes at most half of it; early
+            escalation the rest, gate included).
         progress: show a progress bar while collecting (None: when on a terminal).
 
     Returns a :class:`CalibrationResult`. When no threshold meets the target, its message
@@ -175,10 +177,13 @@ def calibrate(
     choice = _choose(_candidates(data, splits), data, target)
     achieved = _held_out(choice.candidate, data, splits, how, target)
     base = base or RoutingPolicy()
-    policy, early = _fitted_policy(base, choice, data, fit_early, max_wrong_stops)
+    policy = _fitted_policy(base, choice, data)
     before: dict[str, Any] = {}
-    if choice.point is not None:
-        policy, before = fit_before_generation(policy, data, splits, max_wrong_stops)
+    early: dict[str, Any] = {}
+    if choice.point is not None:  # half the stops allowed to each way of stopping early
+        policy, before = fit_before_generation(policy, data, splits, max_wrong_stops / 2)
+        if fit_early:
+            policy, early = _fit_early(policy, data, max_wrong_stops)
     message = _message(choice, policy)
     if choice.point is None:
         warnings.warn(message, stacklevel=2)

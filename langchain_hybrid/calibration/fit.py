@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_hybrid.calibration.curve import CurvePoint, TradeoffCurve, _curve_arrays, _escalating
-from langchain_hybrid.calibration.early import _fit_early
 from langchain_hybrid.calibration.errors import require_sklearn
 from langchain_hybrid.calibration.probe import MIN_CLASS_FOR_PROBE, fit_probe, probe_scores
 from langchain_hybrid.evaluation.statistics import grouped_auroc_interval, wilson_interval
@@ -53,7 +52,7 @@ MIN_CLASS_FOR_LEARNED = 10
 #: rule for logistic regression; fewer overfit the groups it sees).
 MIN_CLASS_PER_WEIGHT = 5
 #: ... and on at least this many groups, so that held-out folds hold unseen groups.
-MIN_GROUPS_FOR_LEARNED = 3
+MIN_GROUPS_FOR_LEARNED = 2
 
 
 def _sklearn() -> Any:
@@ -311,18 +310,15 @@ def _held_out(
 # ---------------------------------------------------------------------------- the policy
 
 
-def _fitted_policy(
-    base: RoutingPolicy, choice: _Choice, data: _Data, fit_early: bool, max_wrong_stops: float
-) -> tuple[RoutingPolicy, dict[str, Any]]:
-    """Return the policy of the choice and its early-escalation figures (empty if not fitted).
+def _fitted_policy(base: RoutingPolicy, choice: _Choice, data: _Data) -> RoutingPolicy:
+    """Return the policy of the choice, early escalation off (it is fitted next, by replay).
 
     No point met the target: ``base`` sending everything to the cloud. Else ``base`` with the
-    chosen scorer (refitted on all the data), threshold and hard finish reasons, and, with
-    ``fit_early``, early escalation fitted by replay.
+    chosen scorer (refitted on all the data), threshold and hard finish reasons.
     """
     p = choice.point
     if p is None:
-        return _cloud_only(base, choice.points[0].threshold), {}
+        return _cloud_only(base, choice.points[0].threshold)
     chosen = choice.candidate
     hedge = getattr(base.scorer, "hedge", HedgeDetector(DEFAULT_HEDGE_PHRASES))
     scorer = _scorer_of(chosen.name, data, hedge)
@@ -342,7 +338,7 @@ def _fitted_policy(
         early_escalation=EarlyEscalation(enabled=False),
         fitted_on=None,
     )
-    return _fit_early(policy, data, max_wrong_stops) if fit_early else (policy, {})
+    return policy
 
 
 def _threshold_keeping(

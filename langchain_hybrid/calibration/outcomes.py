@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from langchain_hybrid.calibration.errors import CalibrationError
 
 if TYPE_CHECKING:
+    from langchain_hybrid.evaluation.graders import Grader
     from langchain_hybrid.evaluation.records import Example
 
 __all__ = ["CloudOutcomes"]
@@ -55,10 +56,14 @@ class CloudOutcomes:
         return cls(accuracy=accuracy, model=model)
 
     @classmethod
-    def replayed(cls, examples: Iterable[Example], model: str) -> CloudOutcomes:
+    def replayed(
+        cls, examples: Iterable[Example], model: str, *, grader: Grader | None = None
+    ) -> CloudOutcomes:
         """Return the recorded answers of ``model`` on the examples (``Example.recorded``).
 
-        Raises :class:`CalibrationError` when no example has a graded answer of ``model``.
+        A recorded answer without its correctness is graded with ``grader`` (default: the
+        workload's convention, as ``eval``'s replay does). Raises :class:`CalibrationError`
+        when no example has an answer of ``model``.
 
         Example:
             >>> from langchain_hybrid.evaluation.records import CloudRecord, Example
@@ -67,18 +72,22 @@ class CloudOutcomes:
             >>> CloudOutcomes.replayed([ex], "gpt-4").p_correct("1")
             1.0
         """
+        from langchain_hybrid.evaluation.graders import grade
+
+        grader = grader or grade
         correct: dict[str, bool] = {}
         tokens: dict[str, int] = {}
         for ex in examples:
             rec = ex.recorded.get(model)
-            if rec is not None and rec.correct is not None:
-                correct[ex.id] = rec.correct
-                if rec.completion_tokens is not None:
-                    tokens[ex.id] = rec.completion_tokens
+            if rec is None:
+                continue
+            correct[ex.id] = rec.correct if rec.correct is not None else grader(rec.text, ex)
+            if rec.completion_tokens is not None:
+                tokens[ex.id] = rec.completion_tokens
         if not correct:
             raise CalibrationError(
-                f"no example has a graded recorded answer of {model!r}; pass the cloud's "
-                "accuracy instead (CloudOutcomes.assumed(...), --cloud-accuracy)"
+                f"no example has a recorded answer of {model!r}; pass the cloud's accuracy "
+                "instead (CloudOutcomes.assumed(...), --cloud-accuracy)"
             )
         return cls(
             correct=correct,

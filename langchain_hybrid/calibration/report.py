@@ -112,20 +112,32 @@ class CalibrationResult:
             )
         if self.early:
             e = self.early
-            lines.append(
-                f"early escalation min_tokens={e['min_tokens']} margin={e['margin']}: escalated "
-                f"answers stop after {e['token_fraction']:.2f} of their tokens; "
-                f"{100 * e['wrong_stop_rate']:.1f}% of passing answers stopped ({e['how']})"
+            rule = (
+                f"a learned probe {e['after_tokens']} tokens in"
+                if e.get("way") == "probe"
+                else f"min_tokens={e['min_tokens']} margin={e['margin']}"
             )
+            lines.append(
+                f"early escalation, {rule}: escalated answers stop after "
+                f"{e['token_fraction']:.2f} of their tokens; {100 * e['wrong_stop_rate']:.1f}% "
+                f"of the answers served right locally stopped ({e['how']})"
+            )
+            others = {k: f for k, f in e.get("compared", {}).items() if k != e.get("way")}
+            for way, f in others.items():
+                lines.append(
+                    f"  not chosen, the {way} way: {f['token_fraction']:.2f} of the tokens, "
+                    f"{100 * f['wrong_stop_rate']:.1f}% of the answers served right stopped"
+                )
         if self.before_generation:
             b = self.before_generation
-            use = "used" if b["used"] else "not used (it would stop kept answers, or nothing)"
+            use = "used" if b["used"] else "not used (it would stop right answers, or nothing)"
             lines.append(
                 f"routing before generation ({b['how']}): {b['stopped']} requests sent to the "
                 f"cloud before the local answer was written, "
                 f"{100 * b['share_of_escalations_skipped']:.1f}% of escalations skipped it, "
-                f"{100 * b['kept_answers_stopped']:.1f}% of kept answers stopped, "
-                f"{b['stopped_right']} of the stopped the local model had right; {use}"
+                f"{100 * b['kept_right_stopped']:.1f}% of the answers served right locally "
+                f"lost to the cloud, {b['kept_wrong_stopped']} wrong answers it would have "
+                f"kept sent to the cloud; {use}"
             )
         scorer = self.policy.scorer
         if self.met and isinstance(scorer, LogisticScorer) and "margin" in scorer.coefficients:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from langchain_hybrid._models import LoadedModel
 from langchain_hybrid.chat_models._tokens import TokenBytes, Utf8Assembler
-from langchain_hybrid.hidden_states import encode_vector
+from langchain_hybrid.hidden_states import PREFIX_TOKENS, encode_vector
 from langchain_hybrid.logprobs import TokenLogprob, TopLogprob
 
 
@@ -277,6 +277,15 @@ class _Row:
         self.hidden = {"layer": layer, "dim": len(state), "prompt": encode_vector(state)}
         if self.request.streaming:
             self.request.deltas.put(TextDelta(text="", logprobs=[], hidden=dict(self.hidden)))
+
+    def set_prefix_state(self, state: list[float]) -> None:
+        """Keep the state of the answer's prefix token; a streaming consumer gets it at once."""
+        if self.hidden is None:
+            return
+        self.hidden["answer_prefix"] = encode_vector(state)
+        if self.request.streaming:
+            prefix = {"answer_prefix": self.hidden["answer_prefix"]}
+            self.request.deltas.put(TextDelta(text="", logprobs=[], hidden=prefix))
 
     def set_answer_state(self, mean: list[float] | None) -> None:
         """Keep the mean state over the answer's tokens (None: no token was fed back)."""
@@ -562,6 +571,9 @@ class _HiddenStates:
             live = torch.tensor([not r.finished for r in self.rows], device=states.device)
             self.sums += states * live[:, None]
             self.counts += live
+            for i, row in enumerate(self.rows):
+                if live[i] and int(self.counts[i]) == PREFIX_TOKENS:
+                    row.set_prefix_state(states[i].tolist())
         self.calls += 1
 
     def mean(self, row: int) -> list[float] | None:

@@ -123,8 +123,8 @@ def local_options(
     A margin-reading scorer (``margin``, or a learned one weighting it) judges every
     answer without alternatives as ``no_logprobs``; a local tier that takes
     ``top_logprobs`` but was built with fewer than 2 gets 2 on the calls made for it.
-    A probe scorer or a ``before_generation`` gate reads hidden states: a local tier that
-    can report them (``ChatTransformers``) is asked to.
+    A policy that reads hidden states (:attr:`RoutingPolicy.reads_hidden_states`) asks a
+    local tier that can report them (``ChatTransformers``) for them.
 
     Example:
         >>> from langchain_core.language_models import FakeListChatModel
@@ -133,8 +133,7 @@ def local_options(
     """
     fields = type(local).model_fields
     options: dict[str, Any] = {}
-    wants_hidden = policy.scorer.needs_hidden_states or policy.before_generation is not None
-    if wants_hidden and "hidden_states" in fields and "hidden_states" not in kwargs:
+    if policy.reads_hidden_states and "hidden_states" in fields and "hidden_states" not in kwargs:
         options["hidden_states"] = True
     few = (getattr(local, "top_logprobs", None) or 0) < 2
     if policy.scorer.needs_top_logprobs and "top_logprobs" in fields and few:

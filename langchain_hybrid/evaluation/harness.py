@@ -658,6 +658,15 @@ def evaluate(
     if overlap is not None:
         warnings.warn(overlap, UserWarning, stacklevel=2)
         notes.append(overlap)
+    settings = _settings(policy, max_tokens, local_records, cloud_source.model, prices)
+    fitted_model = (policy.fitted_on or {}).get("model")
+    if isinstance(fitted_model, str) and settings["local_model"] not in (None, fitted_model):
+        mismatch = (
+            f"the policy was calibrated on the local model {fitted_model!r}, but these answers "
+            f"are {settings['local_model']!r}'s: recalibrate on it (--adapter must match too)"
+        )
+        warnings.warn(mismatch, UserWarning, stacklevel=2)
+        notes.append(mismatch)
     errors = sum(r.answer.response_metadata.get("finish_reason") == "error" for r in local_records)
     if errors:
         notes.append(f"the local model failed on {errors} examples (counted wrong, escalated)")
@@ -686,7 +695,7 @@ def evaluate(
         auroc=auroc,
         reasons=dict(reasons),
         notes=tuple(notes),
-        settings=_settings(policy, max_tokens, local_records, cloud_source.model, prices),
+        settings=settings,
         records=tuple(local_records),
         auroc_ci=auroc_ci,
     )

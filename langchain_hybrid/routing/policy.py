@@ -39,7 +39,6 @@ from langchain_hybrid.hidden_states import hidden_vectors
 from langchain_hybrid.logprobs import LOGPROB_FLOOR, LogprobsLike, logprob_entries, message_logprobs
 from langchain_hybrid.routing.adaptive import AdaptiveThreshold
 from langchain_hybrid.routing.decision import RouteReason, Tier
-from langchain_hybrid.routing.prompt_gate import PromptGate
 from langchain_hybrid.routing.rules import (
     RULE_STAGES,
     ForceCloudRule,
@@ -56,6 +55,7 @@ from langchain_hybrid.routing.rules import (
 from langchain_hybrid.routing.running import EarlyEscalation, RunningConfidence
 from langchain_hybrid.routing.scorers import ConfidenceScorer, MeanLogprobScorer, scorer_from_config
 from langchain_hybrid.routing.scores import Confidence
+from langchain_hybrid.routing.state_gate import StateGate
 from langchain_hybrid.routing.validation import AnswerSpec
 
 __all__ = [
@@ -245,6 +245,7 @@ class AnswerWatch:
         )
         self.text = ""
         self._record = record and adaptive is not None
+        self._judged: set[int] = set()  # the state gates that have judged this answer
 
     def add(
         self,
@@ -256,16 +257,18 @@ class AnswerWatch:
 
         The policy's ``before_generation`` gate judges the prompt's hidden state as soon as
         it arrives, before the first token: a request it stops goes to the cloud with
-        reason ``predicted_unlikely``.
+        reason ``predicted_unlikely``. A learned early-escalation gate
+        (``early_escalation.probe``) judges once its tokens are written and its states
+        have arrived (reason ``early_abort``).
         """
         if hidden:
             self.running.add_hidden(hidden)
-            stopped = self._gated(hidden.get("prompt"))
-            if stopped is not None:
-                return stopped
         self.text += text
         if entries or text:
             self.running.update(entries, self.text)
+        gated = self._gated()
+        if gated is not None:
+            return gated
         if not (self.policy.early_escalation.enabled and self.running.hopeless):
             return None
         reason = self.running.hopeless_reason or ""
@@ -280,23 +283,33 @@ class AnswerWatch:
             )
         )
 
-    def _gated(self, state: Sequence[float] | None) -> Verdict | None:
-        """Stop before generation when the policy's prompt gate predicts a failing answer."""
-        gate = self.policy.before_generation
-        if gate is None or self.running.n_tokens or not gate.stops(state):
-            return None
-        assert state is not None
-        odds = gate.log_odds(state)
-        confidence = Confidence(odds, {"prompt_log_odds": odds}, None, "prompt_gate")
-        verdict = Verdict(
-            escalate=True,
-            reason="predicted_unlikely",
-            confidence=confidence,
-            early_abort=True,
-            n_tokens=0,
-            threshold=gate.threshold,
-        )
-        return self._seen(verdict)
+    def _gated(self) -> Verdict | None:
+        """Stop when a state gate is ready and predicts a failing answer (each judges once)."""
+        early = self.policy.early_escalation
+        gates = [(self.policy.before_generation, "predicted_unlikely")]
+        if early.enabled:
+            gates.append((early.probe, "early_abort"))
+        states, n_tokens = self.running.hidden, self.running.n_tokens
+        for gate, reason in gates:
+            if gate is None or id(gate) in self._judged or not gate.ready(states, n_tokens):
+                continue
+            self._judged.add(id(gate))
+            if reason == "predicted_unlikely" and n_tokens > gate.after_tokens:
+                continue  # the answer was under way before the prompt's state came
+            odds = gate.log_odds(states)
+            if odds >= gate.threshold:
+                continue
+            confidence = Confidence(odds, {"state_log_odds": odds}, None, "state_gate")
+            verdict = Verdict(
+                escalate=True,
+                reason=reason,  # type: ignore[arg-type]
+                confidence=confidence,
+                early_abort=True,
+                n_tokens=n_tokens,
+                threshold=gate.threshold,
+            )
+            return self._seen(verdict)
+        return None
 
     def finish(self, answer: BaseMessage | None) -> Verdict:
         """Return the verdict on the complete answer (None: no answer message was found)."""
@@ -369,7 +382,7 @@ class RoutingPolicy:
     fitted_on: dict[str, Any] | None = None
     adaptive: AdaptiveThreshold | None = None
     sticky_escalation: bool = False
-    before_generation: PromptGate | None = None
+    before_generation: StateGate | None = None
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -412,11 +425,9 @@ class RoutingPolicy:
             raise PolicyError(
                 f"sticky_escalation must be True or False, got {self.sticky_escalation!r}"
             )
-        if self.before_generation is not None and not isinstance(
-            self.before_generation, PromptGate
-        ):
+        if self.before_generation is not None and not isinstance(self.before_generation, StateGate):
             raise PolicyError(
-                f"before_generation must be a PromptGate or None, got {self.before_generation!r}"
+                f"before_generation must be a StateGate or None, got {self.before_generation!r}"
             )
         if not isinstance(self.version, str):
             raise PolicyError(f"version must be a string, got {self.version!r}")
@@ -429,6 +440,24 @@ class RoutingPolicy:
                 raise PolicyError(
                     f"fitted_on must be JSON-serialisable without NaN/inf: {e}"
                 ) from e
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        """Whether this policy reads the local model's hidden states.
+
+        A probe scorer, a ``before_generation`` gate or a learned early-escalation probe
+        does; a local tier that can report them (``ChatTransformers``) is then asked to.
+
+        Example:
+            >>> RoutingPolicy().reads_hidden_states
+            False
+        """
+        early = self.early_escalation
+        return (
+            self.scorer.needs_hidden_states
+            or self.before_generation is not None
+            or (early.enabled and early.probe is not None)
+        )
 
     def override(
         self,
@@ -616,9 +645,12 @@ class RoutingPolicy:
         """
         watch = AnswerWatch(self, max_tokens, context, record=False, expects=expects)
         if answer is not None:
-            prompt_state = hidden_vectors(answer.response_metadata).get("prompt")
-            if prompt_state is not None:
-                stopped = watch.add([], "", {"prompt": prompt_state})
+            # The states a stream carries before its end, as soon as they are known: a
+            # state gate judges them when its tokens are written, as on the live route.
+            states = hidden_vectors(answer.response_metadata)
+            states.pop("answer_mean", None)
+            if states:
+                stopped = watch.add([], "", states)
                 if stopped is not None:
                     return stopped
             entries = logprob_entries(message_logprobs(answer))
@@ -750,7 +782,7 @@ class RoutingPolicy:
         before = None
         if data.get("before_generation") is not None:
             try:
-                before = PromptGate.from_dict(data["before_generation"])
+                before = StateGate.from_dict(data["before_generation"])
             except (TypeError, ValueError) as e:
                 raise PolicyError(f"bad 'before_generation' in policy: {e}") from e
         raw_rules = data.get("rules") or []

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 from langchain_hybrid.logprobs import LogprobsLike, logprob_entries
 from langchain_hybrid.routing.features import TokenStats
 from langchain_hybrid.routing.scores import Confidence
+from langchain_hybrid.routing.state_gate import StateGate
 
 __all__ = ["EarlyEscalation", "HopelessReason", "RunningConfidence", "RunningScorer"]
 
@@ -24,7 +25,10 @@ class EarlyEscalation:
     While the local answer streams, it stops as soon as it cannot pass: an unknown token or
     a hedging phrase appears, the scorer's exact bound says the threshold is out of reach,
     or, a *prediction*, ``min_tokens`` tokens informed the score and the running score is
-    below ``threshold - margin``. ``enabled=False`` lets every local answer finish.
+    below ``threshold - margin``. A learned ``probe`` (a
+    :class:`~langchain_hybrid.routing.state_gate.StateGate` on the local model's hidden
+    states a few tokens in, fitted by calibration) replaces that prediction: it judges once
+    its tokens are written. ``enabled=False`` lets every local answer finish.
 
     Example:
         >>> EarlyEscalation(min_tokens=4).to_dict()
@@ -36,10 +40,13 @@ class EarlyEscalation:
     enabled: bool = True
     min_tokens: int = 8
     margin: float = 0.5
+    probe: StateGate | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise ValueError(f"enabled must be True or False, got {self.enabled!r}")
+        if self.probe is not None and not isinstance(self.probe, StateGate):
+            raise ValueError(f"probe must be a StateGate or None, got {self.probe!r}")
         n = self.min_tokens
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"min_tokens must be an int >= 1, got {n!r}")
@@ -49,20 +56,31 @@ class EarlyEscalation:
         object.__setattr__(self, "margin", float(m))
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe dict written to policy files."""
-        return {"enabled": self.enabled, "min_tokens": self.min_tokens, "margin": self.margin}
+        """Return the JSON-safe dict written to policy files (``probe`` only when set)."""
+        data: dict[str, Any] = {
+            "enabled": self.enabled,
+            "min_tokens": self.min_tokens,
+            "margin": self.margin,
+        }
+        if self.probe is not None:
+            data["probe"] = self.probe.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EarlyEscalation:
         """Build from :meth:`to_dict` output (missing keys take their defaults)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"early escalation must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"enabled", "min_tokens", "margin"})
+        unknown = sorted(set(data) - {"enabled", "min_tokens", "margin", "probe"})
         if unknown:
             raise ValueError(
-                f"unknown early-escalation key(s) {unknown}; allowed: enabled, min_tokens, margin"
+                f"unknown early-escalation key(s) {unknown}; allowed: enabled, min_tokens, "
+                "margin, probe"
             )
-        return cls(**data)
+        values = dict(data)
+        if values.get("probe") is not None:
+            values["probe"] = StateGate.from_dict(values["probe"])
+        return cls(**values)
 
 
 @dataclass

@@ -171,9 +171,9 @@ class ConfidenceScorer(ABC):
             return "hedge"
         if self._bound_hopeless(stats, answer.threshold, answer.max_tokens):
             return "below_threshold"
-        if self._predict_hopeless(
+        if answer.early.probe is None and self._predict_hopeless(
             stats, answer.threshold, answer.early, answer.text, answer.prompt
-        ):
+        ):  # a learned probe, when the policy has one, replaces this prediction
             return "predicted_below_threshold"
         return None
 

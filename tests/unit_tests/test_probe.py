@@ -22,15 +22,15 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from langchain_hybrid import ChatHybrid, RoutingPolicy
+from langchain_hybrid import ChatHybrid, EarlyEscalation, RoutingPolicy
 from langchain_hybrid.calibration import CloudOutcomes, calibrate
 from langchain_hybrid.calibration.features import _prepare
 from langchain_hybrid.calibration.fit import _folds
 from langchain_hybrid.costs import PriceTable
 from langchain_hybrid.evaluation.records import LocalRecord
 from langchain_hybrid.hidden_states import encode_vector
-from langchain_hybrid.routing.prompt_gate import PromptGate
 from langchain_hybrid.routing.scorers import ProbeScorer
+from langchain_hybrid.routing.state_gate import StateGate
 from tests.support.fake_chat import FakeLocalChatModel
 from tests.support.fixtures import make_chat_openai
 from tests.support.openai_mock import MockOpenAI
@@ -186,7 +186,7 @@ class HiddenLocal(FakeLocalChatModel):
             yield chunk
 
 
-_OFF = __import__("langchain_hybrid").EarlyEscalation(enabled=False)
+_OFF = EarlyEscalation(enabled=False)
 MODES = ["invoke", "stream", "ainvoke", "astream"]
 
 
@@ -237,7 +237,7 @@ async def test_live_route_and_judge_agree_on_the_probe(openai_mock: MockOpenAI, 
 async def test_the_gate_sends_a_hopeless_prompt_to_the_cloud_before_generation(
     openai_mock: MockOpenAI, mode: str
 ) -> None:
-    gate = PromptGate(weights=list(RIGHT), intercept=0.0, threshold=-0.5, layer=3)
+    gate = StateGate({"prompt": list(RIGHT)}, intercept=0.0, threshold=-0.5, layer=3)
     policy = RoutingPolicy(threshold=-2.0, privacy=None, before_generation=gate)
     llm, local = _hybrid(openai_mock, policy)
     msg = await _answer(llm, mode, "unknown?")
@@ -252,16 +252,91 @@ async def test_the_gate_sends_a_hopeless_prompt_to_the_cloud_before_generation(
     assert (kept["tier"], kept["reason"]) == ("local", "confident")
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_learned_early_probe_stops_a_failing_answer_a_few_tokens_in(
+    openai_mock: MockOpenAI, mode: str
+) -> None:
+    states = {"prompt": list(RIGHT), "answer_prefix": list(RIGHT)}
+    probe = StateGate(states, intercept=0.0, threshold=-0.5, after_tokens=2, layer=3)
+    early = EarlyEscalation(probe=probe)
+    policy = RoutingPolicy(threshold=-2.0, privacy=None, early_escalation=early)
+    rng = random.Random(2)
+    hidden = {
+        q: {**_hidden(_state(k, rng), _state(k, rng)), "answer_prefix": encode_vector(
+            _state(k, rng))}
+        for q, k in (("known?", True), ("unknown?", False))
+    }  # fmt: skip
+    local = HiddenLocal(messages=iter(["It is in the north of France."] * 100), states=hidden)
+    llm = ChatHybrid(local=local, cloud=make_chat_openai(openai_mock), policy=policy)
+    routing = (await _answer(llm, mode, "unknown?")).response_metadata["routing"]
+    assert (routing["tier"], routing["reason"]) == ("cloud", "early_abort")
+    assert routing["local_output_tokens"] == 2 and local.seen[-1]["hidden_states"] is True
+    replay = policy.judge(local.invoke("unknown?", hidden_states=True))
+    assert (replay.reason, replay.n_tokens) == ("early_abort", 2)
+    kept = (await _answer(llm, mode, "known?")).response_metadata["routing"]
+    assert (kept["tier"], kept["reason"]) == ("local", "confident")
+
+
+def _long_record(i: int, group: int, right: bool, rng: random.Random) -> LocalRecord:
+    # Eight tokens whose log-probs say nothing, nor does the prompt's state (a gate before
+    # generation has nothing to go on); the states a few tokens in and over the answer do.
+    tokens = [{"token": f" w{k}", "logprob": rng.uniform(-1.5, -0.1)} for k in range(8)]
+    state = {
+        **_hidden(_state(rng.random() < 0.5, rng), _state(right, rng)),
+        "answer_prefix": encode_vector(_state(right, rng)),
+    }
+    answer = AIMessage(
+        "".join(str(t["token"]) for t in tokens),
+        response_metadata={
+            "finish_reason": "stop",
+            "model_name": "fake-local",
+            "logprobs": {"content": tokens},
+            "hidden_state": state,
+        },
+    )
+    prompt = (HumanMessage(f"Question {i} about article {group}?"),)
+    return LocalRecord(str(i), prompt, answer, right, 0.1, 16, group=f"title:{group}")
+
+
+def test_calibrate_chooses_the_learned_early_probe_when_it_saves_tokens_on_unseen_groups() -> None:
+    rng = random.Random(3)
+    records = [
+        _long_record(g * 15 + j, g, rng.random() < 0.5, rng) for g in range(24) for j in range(15)
+    ]
+    result = calibrate(records, target_accuracy=0.85, cloud=CloudOutcomes.assumed(0.9))
+    assert result.met, result.message
+    early = result.early
+    assert early["way"] == "probe" and early["after_tokens"] == 4, early
+    compared = early["compared"]
+    assert compared["probe"]["token_fraction"] < compared["fixed"]["token_fraction"]
+    assert early["wrong_stop_rate"] <= 0.05
+    probe = result.policy.early_escalation.probe
+    assert probe is not None and set(probe.weights) == {"prompt", "answer_prefix"}
+    assert "early escalation, a learned probe 4 tokens in" in result.report()
+    # The policy replays the stops that calibration measured.
+    stopped = [result.policy.judge(r.answer, max_tokens=16) for r in records[:60]]
+    assert any(v.reason == "early_abort" and v.n_tokens == 4 for v in stopped)
+
+
 def test_the_gate_and_probe_survive_a_policy_file(tmp_path: Path) -> None:
-    gate = PromptGate(weights=[0.5, -0.25], intercept=0.1, threshold=-1.0, layer=3)
-    policy = RoutingPolicy(scorer=_PROBE, before_generation=gate)
+    gate = StateGate({"prompt": [0.5, -0.25]}, intercept=0.1, threshold=-1.0, layer=3)
+    early = StateGate({"answer_prefix": [1.0, 0.0]}, 0.0, -2.0, after_tokens=4, layer=3)
+    policy = RoutingPolicy(
+        scorer=_PROBE, before_generation=gate, early_escalation=EarlyEscalation(probe=early)
+    )
     path = tmp_path / "p.json"
     policy.save(path)
     assert RoutingPolicy.load(path) == policy
     bad = json.loads(path.read_text())
-    bad["before_generation"]["weights"] = "not a list"
+    bad["before_generation"]["weights"] = {"prompt": "not a list"}
     path.write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="before_generation"):
+        RoutingPolicy.load(path)
+    bad = json.loads(path.read_text())
+    bad["before_generation"]["weights"] = {"prompt": [0.5]}
+    bad["early_escalation"]["probe"]["after_tokens"] = -1
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="after_tokens must be an int >= 0"):
         RoutingPolicy.load(path)
 
 
